@@ -1,0 +1,90 @@
+"""`pandagpt` command line: the one place where argument contracts live.
+
+Each subcommand's handler is imported lazily so that `pandagpt gateway` never
+pulls in torch or vLLM. The CLI builds `Settings` once and passes it down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+# subcommand -> "module:function"; each function takes the parsed argparse.Namespace.
+HANDLERS: dict[str, str] = {
+    "serve": "service.processes:run_serve",
+    "gateway": "service.processes:run_gateway",
+    "worker": "service.processes:run_worker",
+    "convert": "service.weights.convert:run_convert_cli",
+    "demo-weights": "service.weights.demo:run_demo_weights_cli",
+    "fetch-weights": "service.weights.fetch:run_fetch_cli",
+    "bench": "bench.cli:run_bench_cli",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pandagpt", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def add_server_options(p: argparse.ArgumentParser, default_port: int) -> None:
+        p.add_argument("--host", default=None, help="bind address (default from settings)")
+        p.add_argument("--port", type=int, default=None, help=f"port (default {default_port})")
+        p.add_argument("--config", type=Path, default=None, help="YAML or TOML settings file")
+
+    serve = commands.add_parser("serve", help="gateway and worker in one process")
+    serve.add_argument("--model-dir", type=Path, default=None)
+    add_server_options(serve, 8000)
+
+    gateway = commands.add_parser("gateway", help="the HTTP gateway, routing to workers")
+    gateway.add_argument(
+        "--worker-url", action="append", default=None, help="a worker's base URL (repeatable)"
+    )
+    add_server_options(gateway, 8000)
+
+    worker = commands.add_parser("worker", help="a GPU worker: encoders + vLLM engine")
+    worker.add_argument("--model-dir", type=Path, default=None)
+    add_server_options(worker, 8001)
+
+    convert = commands.add_parser("convert", help="convert released weights to the service layout")
+    convert.add_argument("--vicuna", type=Path, required=True, help="Vicuna v0 HF directory")
+    convert.add_argument("--delta", type=Path, required=True, help="PandaGPT pytorch_model.pt")
+    convert.add_argument("--imagebind", type=Path, required=True, help="imagebind_huge.pth")
+    convert.add_argument("--output", type=Path, required=True)
+    convert.add_argument(
+        "--imagebind-config", type=Path, default=None, help="JSON of ImageBind constructor kwargs"
+    )
+    convert.add_argument("--keep-lora", action="store_true", help="write a PEFT adapter instead")
+    convert.add_argument("--name", default=None, help="served model name (default from delta)")
+
+    demo = commands.add_parser("demo-weights", help="make a tiny random PandaGPT and convert it")
+    demo.add_argument("dir", type=Path)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--size", choices=["tiny", "small"], default="tiny")
+
+    fetch = commands.add_parser("fetch-weights", help="download the public PandaGPT pieces")
+    fetch.add_argument(
+        "--variant",
+        choices=["7b_max_len_512", "7b_max_len_1024", "13b_max_len_256", "13b_max_len_400"],
+        default="7b_max_len_1024",
+    )
+    fetch.add_argument("--cache-dir", type=Path, default=Path("~/.cache/pandagpt").expanduser())
+    fetch.add_argument("--skip-imagebind", action="store_true")
+
+    bench = commands.add_parser("bench", help="benchmarks against the reference path")
+    bench.add_argument("rest", nargs=argparse.REMAINDER)
+    return parser
+
+
+def resolve(target: str) -> Callable[[argparse.Namespace], int | None]:
+    module_name, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return resolve(HANDLERS[args.command])(args) or 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
