@@ -1,0 +1,112 @@
+"""What the gateway and a worker say to each other.
+
+The same models travel in-process (the `serve` default) and over the internal
+HTTP API (split mode, JSON lines), so both paths share one contract. Media
+bytes are fetched and hashed by the gateway; the worker trusts the sha256 only
+as a cache key, never as proof of content safety.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Modality = Literal["image", "video", "audio", "thermal", "depth", "imu"]
+FinishReason = Literal["stop", "length", "abort", "error"]
+
+
+class MediaItem(BaseModel):
+    modality: Modality
+    data: bytes = Field(repr=False)  # base64 in JSON (pydantic's bytes serialisation)
+    sha256: str
+
+
+class UserTurn(BaseModel):
+    """One human turn: its text, and the media it carried (in order)."""
+
+    text: str
+    media: list[MediaItem] = Field(default_factory=list)
+
+
+class Turn(BaseModel):
+    user: UserTurn
+    assistant: str | None = None  # None only for the last, unanswered turn
+
+
+class SamplingSettings(BaseModel):
+    """Engine-neutral sampling settings; None means "server/reference default"."""
+
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    n: int = 1
+    seed: int | None = None
+    stop: list[str] = Field(default_factory=list)
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    ignore_eos: bool = False  # benchmarks only: fixed-length outputs
+
+
+class ChatJob(BaseModel):
+    request_id: str
+    model: str
+    system: str | None = None
+    turns: list[Turn]
+    sampling: SamplingSettings = Field(default_factory=SamplingSettings)
+
+
+class ChatDelta(BaseModel):
+    """One streamed step for one choice. The last step of a choice carries finish_reason."""
+
+    type: Literal["delta"] = "delta"
+    index: int
+    text: str
+    token_count: int = 0
+    finish_reason: FinishReason | None = None
+
+
+class ChatUsage(BaseModel):
+    type: Literal["usage"] = "usage"
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class WorkerErrorEvent(BaseModel):
+    """A failure after streaming began (or any failure, over HTTP)."""
+
+    type: Literal["error"] = "error"
+    kind: str  # the exception class name from service.errors, e.g. "MediaInvalid"
+    message: str
+    param: str | None = None
+    code: str | None = None
+
+
+ChatEvent = ChatDelta | ChatUsage | WorkerErrorEvent
+
+
+class EmbedJob(BaseModel):
+    request_id: str
+    model: str
+    inputs: list[str | MediaItem]
+
+
+class EmbedResult(BaseModel):
+    embeddings: list[list[float]]
+    prompt_tokens: int = 0
+
+
+class ServedModel(BaseModel):
+    id: str
+    root: str
+    parent: str | None = None  # base model name for LoRA variants
+    max_model_len: int
+
+
+class WorkerReadiness(BaseModel):
+    ready: bool
+    detail: str = ""
+    cache_degraded: bool = False
+    running: int = 0
+    waiting: int = 0
