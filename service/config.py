@@ -41,3 +41,20 @@ class Settings(BaseSettings):
     quantization: str | None = Field(None, description="vLLM quantization method, if any.")
     enable_lora: bool = Field(False, description="Serve unmerged PEFT adapters (--keep-lora).")
     max_lora_rank: int = Field(32, ge=1)
+
+    # --- worker: admission, timeouts, encoder batching ---
+    max_queue_size: int = Field(
+        256,
+        ge=0,
+        description="Jobs that may wait for a running slot; beyond it the worker is busy.",
+    )
+    request_timeout_s: float = Field(
+        600.0, gt=0, description="Per-request limit, from admission to the last token."
+    )
+    encoder_max_batch_size: int = Field(32, ge=1, description="Media items per encoder forward.")
+    encoder_max_wait_ms: float = Field(
+        5.0, ge=0, description="How long the encoder waits to fill a batch."
+    )
+    preprocess_workers: int = Field(
+        4, ge=1, description="Threads decoding and preprocessing media."
+    )
