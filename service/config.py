@@ -8,11 +8,25 @@ environment.
 
 from __future__ import annotations
 
+import ipaddress
+import json
+import logging
+import os
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+    YamlConfigSettingsSource,
+)
+
+_log = logging.getLogger(__name__)
 
 
 class Settings(BaseSettings):
@@ -58,3 +72,170 @@ class Settings(BaseSettings):
     preprocess_workers: int = Field(
         4, ge=1, description="Threads decoding and preprocessing media."
     )
+
+    # --- gateway: HTTP server ---
+    host: str = Field("0.0.0.0", description="Bind address of the HTTP server.")
+    port: int = Field(8000, ge=0, le=65535, description="Port of the HTTP server.")
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="Serve /metrics on its own port instead of the API port."
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Origins allowed by CORS (comma-separated); none = off."
+    )
+    served_model_name: str | None = Field(
+        None, description="Model id clients use; default from the model manifest."
+    )
+    enable_playground: bool = Field(True, description="Serve the browser playground at `/`.")
+    environment: Literal["dev", "staging", "production"] = Field(
+        "dev", description="Outside dev, placeholder API keys are refused."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info")
+    log_json: bool = Field(True, description="One JSON object per log line (with request id).")
+
+    # --- gateway: auth ---
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Accepted bearer keys (comma-separated or JSON list); none = no auth.",
+        repr=False,
+    )
+    api_key_file: Path | None = Field(
+        None, description="Mounted secret with one key per line; re-read when it changes."
+    )
+
+    # --- gateway: limits ---
+    max_concurrent_requests: int = Field(
+        512, ge=1, description="Requests the gateway admits at once; beyond it answers 429."
+    )
+    retry_after_s: float = Field(1.0, gt=0, description="Retry-After sent with 429.")
+    max_body_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="Largest request body (413 beyond)."
+    )
+    max_media_bytes: int = Field(
+        32 * 1024 * 1024, ge=1, description="Largest single media item, fetched or inline."
+    )
+    max_media_items: int = Field(8, ge=0, description="Media items allowed in one request.")
+
+    # --- gateway: media fetching ---
+    media_connect_timeout_s: float = Field(5.0, gt=0)
+    media_read_timeout_s: float = Field(
+        30.0, gt=0, description="Per read and for the whole download."
+    )
+    media_max_redirects: int = Field(3, ge=0)
+    media_allow_domains: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hosts (or `.suffix`) fetched even if they resolve to private addresses.",
+    )
+    media_allow_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="CIDR networks exempt from the private-address block."
+    )
+    media_allowlist_only: bool = Field(
+        False, description="Fetch only from the allowed domains/networks."
+    )
+    media_local_dir: Path | None = Field(
+        None, description="Directory served to `file://` media URLs; unset = refused."
+    )
+
+    # --- gateway: workers and cache ---
+    worker_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Worker base URLs (comma-separated): one Kubernetes Service or a list.",
+    )
+    worker_poll_interval_s: float = Field(5.0, gt=0, description="Worker readiness poll period.")
+    worker_connect_timeout_s: float = Field(5.0, gt=0)
+    redis_url: str | None = Field(
+        None, description="Embedding cache in Redis; in-memory LRU when unset.", repr=False
+    )
+    cache_ttl_s: int = Field(7 * 24 * 3600, ge=1, description="Embedding cache entry lifetime.")
+    cache_prefix: str = Field("pandagpt:emb:", description="Key prefix in Redis.")
+    cache_max_entries: int = Field(10_000, ge=0, description="In-memory cache bound; 0 = off.")
+    cache_socket_timeout_s: float = Field(
+        0.25, gt=0, description="Redis timeout; slower answers count as misses."
+    )
+
+    @field_validator(
+        "cors_origins",
+        "api_keys",
+        "media_allow_domains",
+        "media_allow_networks",
+        "worker_urls",
+        mode="before",
+    )
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        # Env vars arrive as one string: accept a JSON list or comma-separated items.
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [item.strip() for item in text.split(",") if item.strip()]
+        return value
+
+    @field_validator("worker_urls")
+    @classmethod
+    def _strip_slash(cls, value: list[str]) -> list[str]:
+        return [url.rstrip("/") for url in value]
+
+    @field_validator("media_allow_domains")
+    @classmethod
+    def _lower_domains(cls, value: list[str]) -> list[str]:
+        return [domain.lower().rstrip(".") for domain in value]
+
+    @field_validator("media_allow_networks")
+    @classmethod
+    def _check_networks(cls, value: list[str]) -> list[str]:
+        return [str(ipaddress.ip_network(net, strict=False)) for net in value]
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_keys(self) -> Settings:
+        weak = [key for key in self.api_keys if key.lower() in PLACEHOLDER_KEYS or len(key) < 8]
+        if weak and self.environment != "dev":
+            raise ValueError(
+                f"{len(weak)} placeholder or short API key(s) in api_keys; "
+                "set real keys (>= 8 chars) or PANDAGPT_ENVIRONMENT=dev"
+            )
+        if weak:
+            _log.warning("placeholder API key in use (allowed in dev only)")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Precedence: explicit arguments > environment > settings file.
+        path = _CONFIG_FILE.get() or os.environ.get("PANDAGPT_CONFIG_FILE")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
+        if path:
+            sources.append(_file_source(settings_cls, Path(path)))
+        sources.append(file_secret_settings)
+        return tuple(sources)
+
+    @classmethod
+    def load(cls, config_file: Path | None = None, **overrides: Any) -> Settings:
+        """Build settings from a file (or `PANDAGPT_CONFIG_FILE`), env and overrides.
+        `None` overrides are dropped so unset CLI flags fall through."""
+        token = _CONFIG_FILE.set(str(config_file) if config_file else None)
+        try:
+            return cls(**{k: v for k, v in overrides.items() if v is not None})
+        finally:
+            _CONFIG_FILE.reset(token)
+
+
+PLACEHOLDER_KEYS = frozenset({"changeme", "change-me", "secret", "password", "test", "apikey"})
+
+# Set only while `Settings.load` runs: the file path a CLI `--config` asked for.
+_CONFIG_FILE: ContextVar[str | None] = ContextVar("pandagpt_config_file", default=None)
+
+
+def _file_source(settings_cls: type[BaseSettings], path: Path) -> PydanticBaseSettingsSource:
+    if not path.is_file():
+        raise ValueError(f"settings file not found: {path}")
+    if path.suffix in {".yaml", ".yml"}:
+        return YamlConfigSettingsSource(settings_cls, yaml_file=path)
+    if path.suffix == ".toml":
+        return TomlConfigSettingsSource(settings_cls, toml_file=path)
+    raise ValueError(f"settings file must be .yaml, .yml or .toml: {path}")
