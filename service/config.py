@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     preprocess_workers: int = Field(
         4, ge=1, description="Threads decoding and preprocessing media."
     )
+    shutdown_grace_s: float = Field(
+        30.0, ge=0, description="On SIGTERM, how long in-flight requests may finish."
+    )
 
     # --- gateway: HTTP server ---
     host: str = Field("0.0.0.0", description="Bind address of the HTTP server.")
