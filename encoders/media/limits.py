@@ -1,0 +1,51 @@
+"""Resource limits for media preprocessing (the service fills them from Settings).
+
+Every limit is checked as early as possible: byte size before parsing, declared
+geometry and duration from headers before decoding, and again while decoding
+because headers can lie. Together they bound the memory and CPU time one item
+can cost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MediaLimits:
+    """Caps applied by ``encoders.media.preprocess``; defaults suit a public API."""
+
+    #: Raw input size, any modality.
+    max_bytes: int = 64 * 1024 * 1024
+    #: Decoded still-image pixels (width × height), read from the header before
+    #: decoding: the decompression-bomb cap. Pillow's own bomb check (at
+    #: ``Image.MAX_IMAGE_PIXELS``, 89.5 MP) is also mapped to ``too_large``.
+    max_pixels: int = 50_000_000
+    #: Longest side of a still image (image, thermal, depth).
+    max_image_side: int = 20_000
+    #: long side / short side of a still image or a video frame; resizing the short
+    #: side to 224 makes the long side 224 × this, so it bounds the resized buffer.
+    max_aspect_ratio: float = 20.0
+    #: Audio duration, from the container header and again while decoding.
+    max_audio_seconds: float = 300.0
+    max_audio_channels: int = 8
+    max_audio_sample_rate: int = 192_000
+    #: Reduced-rate resampling kernel size (new × (orig + 2·width) taps); refuses
+    #: rates such as 44101 Hz whose gcd with 16 kHz is tiny.
+    max_resample_kernel: int = 4_000_000
+    #: Video duration (frame count / average fps) and frame count.
+    max_video_seconds: float = 300.0
+    max_video_frames: int = 18_000
+    #: Pixels of one decoded video frame (4096 × 2160).
+    max_video_pixels: int = 4096 * 2160
+    #: IMU samples per channel before the pad/crop to 2000.
+    max_imu_samples: int = 200_000
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if value <= 0:
+                raise ValueError(f"MediaLimits.{name} must be > 0, got {value}")
+        if self.max_aspect_ratio < 1.0:
+            raise ValueError(
+                f"MediaLimits.max_aspect_ratio must be >= 1, got {self.max_aspect_ratio}"
+            )

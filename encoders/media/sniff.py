@@ -1,0 +1,75 @@
+"""Media type detection from magic bytes (no parsing beyond the first bytes).
+
+The gateway uses ``sniff`` to reject wrong types early; the audio and video
+loaders use it to pick the FFmpeg demuxer explicitly, so that FFmpeg never
+probes its whole demuxer list (some of which, like HLS or concat, open further
+URLs or files named inside the data).
+"""
+
+from __future__ import annotations
+
+import re
+
+# Brands in an ISO-BMFF `ftyp` box that mean audio-only MPEG-4 (iTunes audio/audiobooks).
+_M4A_BRANDS = (b"M4A ", b"M4B ", b"M4P ")
+_QT_BRANDS = (b"qt  ",)
+# One CSV row of numbers separated by commas, semicolons, tabs or spaces. Only used
+# to recognise text; parsing (and rejecting NaN/inf) is imu.py's job.
+_NUMBER_LINE = re.compile(rb"^\s*[-+0-9.eE]+(?:\s*[,;\t ]\s*[-+0-9.eE]+)*\s*[,;]?\s*$")
+
+
+def sniff(data: bytes) -> str | None:
+    """Name the media type of ``data`` from its magic bytes, or ``None``.
+
+    Names: jpeg png gif webp bmp tiff | wav flac mp3 aac ogg m4a | mp4 mov mkv
+    webm avi | npy csv. ``webm`` may hold audio or video; so may ``mp4``/``ogg``.
+    """
+    head = bytes(data[:64])
+    if len(head) < 4:
+        return _sniff_text(bytes(data))
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if head.startswith(b"BM") and len(head) >= 14:
+        return "bmp"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "tiff"
+    if head[:4] in (b"RIFF", b"RF64") and len(head) >= 12:
+        return {b"WEBP": "webp", b"WAVE": "wav", b"AVI ": "avi"}.get(head[8:12])
+    if head.startswith(b"fLaC"):
+        return "flac"
+    if head.startswith(b"OggS"):
+        return "ogg"
+    if head.startswith(b"\x93NUMPY"):
+        return "npy"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        # EBML: the DocType element says webm or matroska within the first bytes.
+        return "webm" if b"webm" in bytes(data[:64]) else "mkv"
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in _M4A_BRANDS:
+            return "m4a"
+        return "mov" if brand in _QT_BRANDS else "mp4"
+    if head.startswith(b"ID3"):
+        return "mp3"
+    if head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
+        # MPEG audio frame sync: layer bits 00 are ADTS AAC, anything else MP1/2/3.
+        return "aac" if head[1] & 0x06 == 0 else "mp3"
+    return _sniff_text(bytes(data[:4096]))
+
+
+def _sniff_text(sample: bytes) -> str | None:
+    """``csv`` when the sample is lines of delimited numbers (one header line allowed)."""
+    if not sample or b"\x00" in sample:
+        return None
+    lines = [line for line in sample.splitlines() if line.strip()]
+    if len(sample) >= 4096:
+        lines = lines[:-1]  # the sample may cut the last line mid-number
+    if lines and not _NUMBER_LINE.match(lines[0]):
+        lines = lines[1:]  # a header row of channel names
+    if not lines or not all(_NUMBER_LINE.match(line) for line in lines):
+        return None
+    return "csv"
