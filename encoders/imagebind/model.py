@@ -494,7 +494,8 @@ class ImageBindModel(nn.Module):
             x = x.view(-1, num_clips, x.shape[-1]).mean(dim=1)  # (B, S, out) -> (B, out)
         return x
 
-    def _encode_heads(self, modality: str, x: Tensor) -> tuple[Tensor, int | None]:
+    def encode_heads(self, modality: str, x: Tensor) -> tuple[Tensor, int | None]:
+        """Head outputs `[B·S, out_dim]` and the clip count S (None: no clip axis)."""
         x, num_clips = self.split_clips(modality, x)
         trunk_out = self.run_trunk(modality, self.embed_tokens(modality, x))
         return self.run_head(modality, trunk_out, x if modality == "text" else None), num_clips
@@ -503,7 +504,7 @@ class ImageBindModel(nn.Module):
     def encode(self, modality: str, x: Tensor, *, pandagpt: bool = False) -> Tensor:
         if modality not in self.modality_trunks:
             raise ValueError(f"unknown modality {modality!r}; expected one of {MODALITIES}")
-        head, num_clips = self._encode_heads(modality, x)
+        head, num_clips = self.encode_heads(modality, x)
         return self.postprocess(modality, head, num_clips, pandagpt=pandagpt)
 
     def forward(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -523,4 +524,4 @@ class ImageBindModel(nn.Module):
 
     def head_outputs(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
         """Head outputs before postprocessing, `[B·S, out_dim]` (clips not reduced)."""
-        return {m: self._encode_heads(m, x)[0] for m, x in inputs.items()}
+        return {m: self.encode_heads(m, x)[0] for m, x in inputs.items()}

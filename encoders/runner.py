@@ -1,0 +1,312 @@
+"""Batched ImageBind encoding for concurrent asyncio callers (docs/INTERFACES.md).
+
+Media items from concurrent requests are merged into per-key batches, where a
+key is (model modality, item shape): images and videos both run the vision
+tower but never share a batch. A batch runs when it holds `max_batch_size`
+items or its oldest item has waited `max_wait_ms`, whichever comes first; while
+a forward runs, new items queue up and go in the next batch.
+
+Threads keep the event loop free: bytes → tensors runs in a pool of
+`preprocess_workers` threads (`encoders.media.preprocess`, imported lazily),
+and every forward runs on one dedicated thread under `torch.inference_mode()`.
+
+Failure isolation: preprocessing and shape checks happen per item, before
+batching, so a bad item fails only its own caller. If a batched forward raises,
+its items are retried one by one, so only the item that causes it fails.
+A caller that gives up (cancellation) is dropped from its batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from encoders.imagebind.config import IMAGE_SIZE, IMU_CHANNELS, IMU_LENGTH
+from encoders.imagebind.model import ImageBindModel
+
+if TYPE_CHECKING:
+    from encoders.imagebind.tokenizer import CLIPTokenizer
+    from encoders.media import MediaLimits
+
+Want = Literal["pandagpt", "embed"]
+BatchKey = tuple[str, tuple[int, ...]]
+
+# API modality name -> ImageBind tower.
+TOWERS: dict[str, str] = {
+    "image": "vision",
+    "video": "vision",
+    "audio": "audio",
+    "thermal": "thermal",
+    "depth": "depth",
+    "imu": "imu",
+    "text": "text",
+}
+ITEM_NDIM: dict[str, int] = {
+    "image": 3,
+    "video": 5,
+    "audio": 4,
+    "thermal": 3,
+    "depth": 3,
+    "imu": 2,
+    "text": 1,
+}
+
+
+@dataclass
+class EncoderStats:
+    forward_calls: int = 0
+    items: int = 0
+    failed_forwards: int = 0
+    forward_seconds: float = 0.0
+    batch_sizes: Counter[int] = field(default_factory=Counter)  # size -> number of batches
+    batches_by_key: Counter[str] = field(default_factory=Counter)  # "vision[15, 3, ...]" -> n
+
+
+@dataclass
+class _Pending:
+    x: Tensor
+    want: Want
+    future: asyncio.Future[Tensor]
+    queued_at: float
+
+
+class Encoder:
+    """See the module docstring. Results are float32 CPU tensors `[out_dim]`."""
+
+    def __init__(
+        self,
+        model: ImageBindModel,
+        *,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        max_batch_size: int = 32,
+        max_wait_ms: float = 5.0,
+        preprocess_workers: int = 2,
+        tokenizer: CLIPTokenizer | None = None,
+        limits: MediaLimits | None = None,
+    ) -> None:
+        if max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
+        if max_wait_ms < 0:
+            raise ValueError(f"max_wait_ms must be >= 0, got {max_wait_ms}")
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.model = model.to(device=self.device, dtype=dtype).eval()
+        self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_ms / 1000.0
+        self.limits = limits
+        self.stats = EncoderStats()
+        self._tokenizer = tokenizer
+        self._forward_pool = ThreadPoolExecutor(1, thread_name_prefix="imagebind-forward")
+        self._preprocess_pool = ThreadPoolExecutor(
+            max(1, preprocess_workers), thread_name_prefix="imagebind-preprocess"
+        )
+        self._queues: dict[BatchKey, list[_Pending]] = {}
+        self._arrived: asyncio.Event | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def out_dim(self) -> int:
+        return self.model.config.out_embed_dim
+
+    # ------------------------------------------------------------ public API
+    async def encode(self, modality: str, data: bytes) -> Tensor:
+        """PandaGPT feature of one media item given as bytes."""
+        return await self.encode_input(modality, await self._preprocess(modality, data))
+
+    async def encode_input(self, modality: str, tensor: Tensor) -> Tensor:
+        """PandaGPT feature of one already-preprocessed item (with or without batch dim 1)."""
+        if modality == "text":
+            raise ValueError("PandaGPT has no text media feature; use embed('text', ...)")
+        return await self._submit(modality, tensor, "pandagpt")
+
+    async def embed(self, modality: str, data: bytes | str | Tensor) -> Tensor:
+        """Upstream ImageBind embedding, L2-normalised (for /v1/embeddings)."""
+        if modality == "text":
+            if not isinstance(data, str):
+                raise ValueError("text embeddings take a str")
+            x = await asyncio.get_running_loop().run_in_executor(
+                self._preprocess_pool, self._tokenize, data
+            )
+        elif isinstance(data, Tensor):
+            x = data
+        elif isinstance(data, bytes):
+            x = await self._preprocess(modality, data)
+        else:
+            raise ValueError(f"{modality} embeddings take bytes or a tensor")
+        return await self._submit(modality, x, "embed")
+
+    async def aclose(self) -> None:
+        self._closed = True
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+            self._worker = None
+        for queue in self._queues.values():
+            for p in queue:
+                if not p.future.done():
+                    p.future.set_exception(RuntimeError("encoder closed"))
+        self._queues.clear()
+        self._forward_pool.shutdown(wait=True)
+        self._preprocess_pool.shutdown(wait=False, cancel_futures=True)
+
+    async def __aenter__(self) -> Encoder:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # ------------------------------------------------------------ per-item steps
+    async def _preprocess(self, modality: str, data: bytes) -> Tensor:
+        from encoders.media import preprocess  # lazy: media decoding libraries are heavy
+
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._preprocess_pool, preprocess, modality, data, self.limits
+        )
+
+    def _tokenize(self, text: str) -> Tensor:
+        if self._tokenizer is None:
+            from encoders.imagebind.tokenizer import CLIPTokenizer
+
+            self._tokenizer = CLIPTokenizer()
+        return self._tokenizer([text])[0]  # (77,)
+
+    def _item_shape(self, modality: str, x: Tensor) -> tuple[int, ...]:
+        """The expected per-item shape; video and audio take any clip count S = x.shape[0]."""
+        cfg = self.model.config
+        s = IMAGE_SIZE
+        return {
+            "image": (3, s, s),
+            "thermal": (1, s, s),
+            "depth": (1, s, s),
+            "imu": (IMU_CHANNELS, IMU_LENGTH),
+            "text": (cfg.context_length,),
+            "video": (x.shape[0], 3, cfg.video_frames, s, s),
+            "audio": (x.shape[0], 1, cfg.audio_num_mel_bins, cfg.audio_target_len),
+        }[modality]
+
+    def _validate(self, modality: str, x: Tensor) -> Tensor:
+        if modality not in TOWERS:
+            raise ValueError(f"unknown modality {modality!r}; expected one of {sorted(TOWERS)}")
+        ndim = ITEM_NDIM[modality]
+        if x.ndim == ndim + 1 and x.shape[0] == 1:
+            x = x[0]  # drop the batch dim of 1 that preprocess returns
+        expected = self._item_shape(modality, x) if x.ndim == ndim else None
+        if expected is None or tuple(x.shape) != expected or x.numel() == 0:
+            raise ValueError(
+                f"{modality} input has shape {list(x.shape)}; expected "
+                f"{list(expected) if expected else f'{ndim} dims'} (optionally with a "
+                "leading batch dim of 1)"
+            )
+        if modality == "text":
+            if x.dtype != torch.long:
+                raise ValueError(f"text input must be int64 token ids, got {x.dtype}")
+        elif not x.is_floating_point():
+            raise ValueError(f"{modality} input must be floating point, got {x.dtype}")
+        return x.detach().cpu()
+
+    async def _submit(self, modality: str, tensor: Tensor, want: Want) -> Tensor:
+        if self._closed:
+            raise RuntimeError("encoder closed")
+        x = self._validate(modality, tensor)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Tensor] = loop.create_future()
+        key: BatchKey = (TOWERS[modality], tuple(x.shape))
+        self._queues.setdefault(key, []).append(_Pending(x, want, future, time.monotonic()))
+        if self._worker is None or self._worker.done():
+            self._arrived = asyncio.Event()
+            self._worker = loop.create_task(self._run(), name="imagebind-batcher")
+        assert self._arrived is not None
+        self._arrived.set()
+        return await future
+
+    # ------------------------------------------------------------ batching
+    def _oldest_key(self) -> BatchKey | None:
+        live = [(q[0].queued_at, k) for k, q in self._queues.items() if q]
+        return min(live)[1] if live else None
+
+    async def _run(self) -> None:
+        assert self._arrived is not None
+        arrived = self._arrived
+        while True:
+            key = self._oldest_key()
+            if key is None:
+                arrived.clear()
+                await arrived.wait()
+                continue
+            queue = self._queues[key]
+            deadline = queue[0].queued_at + self.max_wait_s
+            while len(queue) < self.max_batch_size:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                arrived.clear()
+                try:
+                    await asyncio.wait_for(arrived.wait(), remaining)
+                except TimeoutError:
+                    break
+            taken = queue[: self.max_batch_size]
+            del queue[: self.max_batch_size]
+            if not queue:
+                del self._queues[key]
+            batch = [p for p in taken if not p.future.done()]  # drop cancelled callers
+            if batch:
+                await self._run_batch(key, batch)
+
+    async def _run_batch(self, key: BatchKey, batch: list[_Pending]) -> None:
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        self.stats.forward_calls += 1
+        try:
+            results = await loop.run_in_executor(
+                self._forward_pool,
+                self._forward,
+                key[0],
+                [p.x for p in batch],
+                [p.want for p in batch],
+            )
+        except Exception as exc:
+            self.stats.failed_forwards += 1
+            if len(batch) > 1:  # find the item that breaks it; the others still get results
+                for p in batch:
+                    await self._run_batch(key, [p])
+                return
+            if not batch[0].future.done():
+                batch[0].future.set_exception(exc)
+            return
+        finally:
+            self.stats.forward_seconds += time.perf_counter() - started
+        self.stats.items += len(batch)
+        self.stats.batch_sizes[len(batch)] += 1
+        self.stats.batches_by_key[f"{key[0]}{list(key[1])}"] += 1
+        for p, result in zip(batch, results, strict=True):
+            if not p.future.done():
+                p.future.set_result(result)
+
+    def _forward(self, tower: str, items: list[Tensor], wants: list[Want]) -> list[Tensor]:
+        """Runs on the forward thread."""
+        model = self.model
+        with torch.inference_mode():
+            x = torch.stack(items).to(self.device, non_blocking=True)  # (B, ...)
+            if x.is_floating_point():
+                x = x.to(self.dtype)
+            head, num_clips = model.encode_heads(tower, x)
+            out: dict[Want, Tensor] = {}
+            if "pandagpt" in wants:
+                out["pandagpt"] = model.postprocess(tower, head, num_clips, pandagpt=True).cpu()
+            if "embed" in wants:
+                upstream = model.postprocess(tower, head, num_clips)
+                out["embed"] = F.normalize(upstream, dim=-1).cpu()
+            return [out[w][i] for i, w in enumerate(wants)]
