@@ -1,0 +1,1 @@
+"""Weights: conversion of the released PandaGPT pieces, demo weights, downloads."""

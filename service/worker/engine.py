@@ -1,0 +1,201 @@
+"""The vLLM side: one in-process `AsyncLLM` generating from prompt embeddings.
+
+The worker builds the whole prompt as embeddings (token rows + the soft
+token) and vLLM generates from `{"prompt_embeds": tensor}`. Merged models run
+as a plain Llama; `--keep-lora` models run with `enable_lora` and one
+`LoRARequest` per adapter dir, each adapter a served model name.
+
+`generate` follows vLLM's own contract: cancelling or closing the iterator
+aborts the request in the engine (the GPU slot is freed), and errors pass
+through unchanged. vLLM spawns processes: callers guard their entry points
+with `if __name__ == "__main__"`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from service.config import Settings
+from service.weights.layout import Manifest, ModelLayout
+from service.worker.sampling import Sampling, StopHoldback
+
+GiB = 1 << 30
+
+
+@dataclass(frozen=True)
+class GenerationDelta:
+    """One step of one completion: the new text and ids since the last delta."""
+
+    index: int  # which of the n completions
+    text: str
+    token_ids: list[int]
+    finish_reason: str | None  # "stop" | "length" | "abort" | None while running
+    prompt_tokens: int  # embedding rows
+    completion_tokens: int  # generated so far for this completion
+
+
+def resolve_device(settings: Settings) -> str:
+    if settings.device != "auto":
+        return settings.device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_dtype(settings: Settings, device: str) -> torch.dtype:
+    """float32 on CPU unless told otherwise: vLLM's "auto" would pick bf16 there."""
+    if settings.dtype != "auto":
+        return getattr(torch, settings.dtype)
+    return torch.float32 if device == "cpu" else torch.bfloat16
+
+
+def adapter_dirs(layout: ModelLayout) -> dict[str, Path]:
+    """Every `lora/<name>/` with an adapter config: one served name each."""
+    root = layout.root / "lora"
+    if not root.is_dir():
+        return {}
+    return {p.name: p for p in sorted(root.iterdir()) if (p / "adapter_config.json").is_file()}
+
+
+def engine_args(settings: Settings, layout: ModelLayout, manifest: Manifest, lora: bool) -> Any:
+    from vllm.engine.arg_utils import AsyncEngineArgs
+
+    device = resolve_device(settings)
+    dtype = resolve_dtype(settings, device)
+    kwargs: dict[str, Any] = {
+        "model": str(layout.llm),
+        "tokenizer": str(layout.llm),
+        "served_model_name": manifest.served_model_name,
+        "dtype": str(dtype).removeprefix("torch."),
+        "max_model_len": settings.max_model_len,
+        "enable_prompt_embeds": True,
+        "tensor_parallel_size": settings.tensor_parallel_size,
+        "max_num_seqs": settings.max_num_seqs,
+        "quantization": settings.quantization,
+        "disable_log_stats": True,
+        "enable_log_requests": False,
+    }
+    if device == "cpu":
+        # On CPU gpu_memory_utilization would reserve a fraction of host RAM;
+        # an explicit KV size is what VLLM_CPU_KVCACHE_SPACE sets, without env.
+        kwargs["kv_cache_memory_bytes"] = int(settings.cpu_kvcache_space_gib * GiB)
+    else:
+        kwargs["gpu_memory_utilization"] = settings.gpu_memory_utilization
+    if lora:
+        kwargs.update(
+            enable_lora=True,
+            max_lora_rank=settings.max_lora_rank,
+            max_loras=max(1, len(adapter_dirs(layout))),
+        )
+    return AsyncEngineArgs(**kwargs)
+
+
+class LLMEngine:
+    """Owns the AsyncLLM; one per worker process."""
+
+    def __init__(self, engine: Any, manifest: Manifest, adapters: dict[str, Path]) -> None:
+        self._engine = engine
+        self.manifest = manifest
+        self._lora_requests: dict[str, Any] = {}
+        if adapters:
+            from vllm.lora.request import LoRARequest
+
+            for i, (name, path) in enumerate(adapters.items(), start=1):
+                self._lora_requests[name] = LoRARequest(name, i, str(path))
+
+    @classmethod
+    def start(cls, settings: Settings, model_dir: Path) -> LLMEngine:
+        """Start vLLM for a converted model dir (about 20 s for a tiny model on CPU)."""
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        layout = ModelLayout(model_dir)
+        manifest = Manifest.load(layout.manifest)
+        adapters = adapter_dirs(layout)
+        if not manifest.merged and not adapters:
+            raise ValueError(f"{model_dir}: LoRA is not merged and lora/ holds no adapter")
+        # An unmerged base alone is plain Vicuna, not PandaGPT: LoRA mode is implied.
+        lora = settings.enable_lora or not manifest.merged
+        if lora and not adapters:
+            raise ValueError(f"{model_dir}: enable_lora is set but lora/ holds no adapter")
+        engine = AsyncLLM.from_engine_args(engine_args(settings, layout, manifest, lora))
+        return cls(engine, manifest, adapters if lora else {})
+
+    @property
+    def served_model_names(self) -> list[str]:
+        return list(self._lora_requests) or [self.manifest.served_model_name]
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._engine.get_tokenizer()
+
+    def num_unfinished_requests(self) -> int:
+        """Requests the engine is still working on (drops when a caller goes away)."""
+        return int(self._engine.get_num_unfinished_requests())
+
+    def _lora_request(self, model: str | None) -> Any:
+        if not self._lora_requests:
+            if model not in (None, self.manifest.served_model_name):
+                raise KeyError(model)
+            return None
+        if model is None:
+            model = self.manifest.served_model_name
+            if model not in self._lora_requests:
+                model = next(iter(self._lora_requests))
+        return self._lora_requests[model]
+
+    async def generate(
+        self,
+        prompt_embeds: torch.Tensor,
+        sampling: Sampling,
+        request_id: str,
+        lora_name: str | None = None,
+    ) -> AsyncIterator[GenerationDelta]:
+        """Deltas for each of the `n` completions; `KeyError` for an unknown model name."""
+        lora_request = self._lora_request(lora_name)
+        prompt_tokens = int(prompt_embeds.shape[0])
+        stops = sampling.stop_strings
+        holdbacks: dict[int, StopHoldback] = {}
+        sent_ids: dict[int, int] = {}  # ids already sent, per completion
+        finished: set[int] = set()
+        stream = self._engine.generate(
+            {"prompt_embeds": prompt_embeds.detach().cpu()},
+            sampling.to_vllm(),
+            request_id,
+            lora_request=lora_request,
+        )
+        try:
+            async for output in stream:
+                for completion in output.outputs:
+                    idx = completion.index
+                    hold = holdbacks.setdefault(idx, StopHoldback(stops))
+                    if idx in finished:
+                        continue  # cumulative outputs repeat finished completions
+                    ids = list(completion.token_ids)
+                    done = completion.finish_reason is not None
+                    text = hold.delta(completion.text, done, completion.finish_reason)
+                    new_ids = ids[sent_ids.get(idx, 0) :]
+                    sent_ids[idx] = len(ids)
+                    if done:
+                        finished.add(idx)
+                    if not text and not new_ids and not done:
+                        continue
+                    yield GenerationDelta(
+                        index=idx,
+                        text=text,
+                        token_ids=new_ids,
+                        finish_reason=completion.finish_reason,
+                        prompt_tokens=prompt_tokens,
+                        completion_tokens=len(ids),
+                    )
+        finally:
+            # Closing our iterator (caller gone) must reach vLLM's generator,
+            # whose GeneratorExit handler aborts the request in the engine.
+            with contextlib.suppress(RuntimeError):
+                await stream.aclose()
+
+    def shutdown(self) -> None:
+        self._engine.shutdown()

@@ -1,0 +1,89 @@
+"""Sampling settings and the stop-text rules shared by every request.
+
+Precedence is request → reference default: PandaGPT's demo ran top_p 0.01,
+temperature 1.0 and 256 new tokens, so a request that names nothing gets what
+PandaGPT gave. `###` (the next turn marker) is always a stop string, and no
+part of a stop string ever reaches the client: while streaming, text that
+could be the start of a stop string is held back until it is decided.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+TURN_STOP = "###"
+DEFAULT_TOP_P = 0.01
+DEFAULT_TEMPERATURE = 1.0
+DEFAULT_MAX_TOKENS = 256
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """What a chat request asks of the generator; None = reference default."""
+
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    n: int = 1
+    seed: int | None = None
+    stop: Sequence[str] = field(default_factory=tuple)
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+
+    @property
+    def stop_strings(self) -> list[str]:
+        """User stops plus `###`, de-duplicated, order kept."""
+        return list(dict.fromkeys([*(s for s in self.stop if s), TURN_STOP]))
+
+    def to_vllm(self):  # -> vllm.SamplingParams; imported lazily (gateway has no vLLM)
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        return SamplingParams(
+            n=self.n,
+            max_tokens=self.max_tokens if self.max_tokens is not None else DEFAULT_MAX_TOKENS,
+            temperature=self.temperature if self.temperature is not None else DEFAULT_TEMPERATURE,
+            top_p=self.top_p if self.top_p is not None else DEFAULT_TOP_P,
+            top_k=self.top_k if self.top_k is not None else 0,
+            seed=self.seed,
+            stop=self.stop_strings,
+            presence_penalty=self.presence_penalty,
+            frequency_penalty=self.frequency_penalty,
+            # Cumulative text lets StopHoldback decide what is safe to send.
+            output_kind=RequestOutputKind.CUMULATIVE,
+        )
+
+
+def partial_stop_len(text: str, stops: Sequence[str]) -> int:
+    """Length of the longest suffix of `text` that is a proper prefix of a stop string."""
+    best = 0
+    for stop in stops:
+        for k in range(min(len(stop) - 1, len(text)), best, -1):
+            if text.endswith(stop[:k]):
+                best = k
+                break
+    return best
+
+
+class StopHoldback:
+    """Turns cumulative text into safe deltas for one completion."""
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self.stops = list(stops)
+        self.sent = 0  # characters of the cumulative text already sent
+
+    def delta(self, text: str, finished: bool, finish_reason: str | None) -> str:
+        if finished:
+            # The engine already cut a matched stop string. At a length cut,
+            # a dangling start of the turn marker ("#", "##") is the model
+            # beginning "###": drop it, as the next token would have stopped.
+            end = len(text)
+            if finish_reason == "length":
+                end -= partial_stop_len(text, [TURN_STOP])
+        else:
+            end = len(text) - partial_stop_len(text, self.stops)
+        end = max(end, self.sent)
+        out, self.sent = text[self.sent : end], end
+        return out
