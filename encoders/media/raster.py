@@ -22,6 +22,7 @@ Deliberate departures from the reference, all for untrusted input:
 from __future__ import annotations
 
 import io
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -34,6 +35,15 @@ SIZE = 224
 
 # Formats whose decoders are common and in-process; animated ones yield frame 0.
 _FORMATS = ("JPEG", "MPO", "PNG", "GIF", "WEBP", "BMP", "DIB", "TIFF", "PPM", "TGA", "ICO", "AVIF")
+
+
+@lru_cache(maxsize=1)
+def _allowed_formats() -> tuple[str, ...]:
+    """The allow-list minus plugins this Pillow build lacks (AVIF is optional)."""
+    Image.init()  # registers every plugin once; Image.open would otherwise KeyError on MPO
+    return tuple(name for name in _FORMATS if name in Image.OPEN)
+
+
 # Background for transparent pixels (see module docstring).
 _ALPHA_BACKGROUND = (255, 255, 255)
 
@@ -46,7 +56,7 @@ def open_image(data: bytes, limits: MediaLimits) -> Image.Image:
     try:
         # DecompressionBombWarning is raised, not warned, when a caller runs with
         # warnings as errors; either way it means too large (caught below).
-        image = Image.open(io.BytesIO(data), formats=_FORMATS)
+        image = Image.open(io.BytesIO(data), formats=_allowed_formats())
         check_geometry(image.size, limits)
         image.load()
     except MediaError:
