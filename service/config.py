@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     quantization: str | None = Field(None, description="vLLM quantization method, if any.")
     enable_lora: bool = Field(False, description="Serve unmerged PEFT adapters (--keep-lora).")
     max_lora_rank: int = Field(32, ge=1)
+    enforce_eager: bool = Field(
+        False, description="Skip vLLM graph capture/compilation (faster start, slower decode)."
+    )
 
     # --- worker: admission, timeouts, encoder batching ---
     max_queue_size: int = Field(
@@ -89,6 +92,12 @@ class Settings(BaseSettings):
         None, description="Model id clients use; default from the model manifest."
     )
     enable_playground: bool = Field(True, description="Serve the browser playground at `/`.")
+    # Server sampling defaults: a request's value wins; unset here = PandaGPT's
+    # reference (top_p 0.01, temperature 1.0, 256 tokens), applied by the worker.
+    default_max_tokens: int | None = Field(None, ge=1)
+    default_temperature: float | None = Field(None, ge=0.0, le=2.0)
+    default_top_p: float | None = Field(None, gt=0.0, le=1.0)
+    default_top_k: int | None = Field(None, ge=-1)
     environment: Literal["dev", "staging", "production"] = Field(
         "dev", description="Outside dev, placeholder API keys are refused."
     )
