@@ -403,6 +403,8 @@ async function send() {
 
   const userMessage = userMessageFrom(text, attachments);
   const body = buildRequest(userMessage);
+  // "Clear conversation" swaps in a new array; an answer that ends after that lands in the old one.
+  const history = state.history;
   state.lastRequest = { url: apiUrl("v1/chat/completions"), body };
   el.copyCurl.disabled = false;
 
@@ -423,13 +425,13 @@ async function send() {
       view.text.appendData(piece);
       scrollToEnd();
     });
-    state.history.push(userMessage, { role: "assistant", content: answer });
+    history.push(userMessage, { role: "assistant", content: answer });
     view.meta.textContent = summary(result, performance.now() - started);
     setStatus("Done.");
   } catch (err) {
     if (err.name === "AbortError") {
       // Keep what was shown: the next turn builds on the partial answer the user saw.
-      if (answer) state.history.push(userMessage, { role: "assistant", content: answer });
+      if (answer) history.push(userMessage, { role: "assistant", content: answer });
       view.meta.textContent = "Stopped.";
       setStatus("Stopped.");
     } else {
