@@ -1,0 +1,183 @@
+"""The three server processes behind `pandagpt serve | gateway | worker`.
+
+- `serve`: gateway and worker in one process; the gateway calls the worker
+  in-process through the `Worker` interface. Demo weights are made on first run
+  when no model dir is configured; the cache is in memory unless
+  `PANDAGPT_REDIS_URL` is set.
+- `worker`: the worker behind the internal HTTP API.
+- `gateway`: the public API over a `WorkerPool` of remote workers; imports
+  neither torch nor vLLM.
+
+Settings are built once here (CLI flags over env over the settings file) and
+passed down. Everything heavy is imported inside the functions: vLLM spawns
+processes that re-import modules, and `gateway` must stay light.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+from service.config import Settings
+from service.server import serve_app
+
+_log = logging.getLogger(__name__)
+
+
+def load_settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+    """Settings from `--config`/env, with the CLI flags that were given on top."""
+    flags = {
+        "host": getattr(args, "host", None),
+        "port": getattr(args, "port", None),
+        "model_dir": getattr(args, "model_dir", None),
+        **overrides,
+    }
+    return Settings.load(getattr(args, "config", None), **flags)
+
+
+def configure_logging(settings: Settings) -> None:
+    level = getattr(logging, settings.log_level.upper())
+    try:
+        from service.api.logging import configure as configure_api_logging
+    except ImportError:
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    else:
+        configure_api_logging(settings)
+
+
+# --- serve: gateway + worker in one process ---
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    settings = load_settings(args)
+    configure_logging(settings)
+    if settings.model_dir is None:
+        settings = settings.model_copy(update={"model_dir": ensure_demo_weights(settings)})
+    asyncio.run(_serve_all_in_one(settings))
+    return 0
+
+
+def ensure_demo_weights(settings: Settings) -> Path:
+    """The demo model dir under `settings.demo_dir`, made on first use (seeded, reused)."""
+    from service.weights.demo import make_demo_weights
+
+    print(f"No model dir configured: using demo weights in {settings.demo_dir} ...", flush=True)
+    return make_demo_weights(settings.demo_dir)
+
+
+async def _serve_all_in_one(settings: Settings) -> None:
+    from service.api import create_app
+    from service.metrics import Metrics
+    from service.worker.factory import build_worker
+
+    metrics = Metrics()
+    worker = await build_worker(settings, metrics=metrics)
+    try:
+        app = create_app(settings, worker=worker, metrics=metrics)
+        await serve_app(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            graceful_s=settings.shutdown_grace_s,
+            on_started=lambda url: print(
+                usage_banner(url, settings, worker.default_model), flush=True
+            ),
+        )
+    finally:
+        await worker.aclose()
+
+
+def usage_banner(url: str, settings: Settings, model: str) -> str:
+    """What a new user sees once the server listens: the URL and two calls that work."""
+    key = settings.api_keys[0] if settings.api_keys else None
+    auth_header = f' -H "Authorization: Bearer {key}"' if key else ""
+    api_key = key or "unused"
+    return f"""
+PandaGPT is serving `{model}` at {url}
+
+  curl {url}/v1/chat/completions -H "Content-Type: application/json"{auth_header} \\
+    -d '{{"model": "{model}", "max_tokens": 32,
+         "messages": [{{"role": "user", "content": "Hello!"}}]}}'
+
+  python -c 'from openai import OpenAI
+c = OpenAI(base_url="{url}/v1", api_key="{api_key}")
+print(c.chat.completions.create(model="{model}", max_tokens=32,
+      messages=[{{"role": "user", "content": "Hello!"}}]).choices[0].message.content)'
+"""
+
+
+# --- worker: the internal HTTP API ---
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    settings = load_settings(args)
+    if args.port is None:
+        settings = settings.model_copy(update={"port": 8001})
+    configure_logging(settings)
+    if settings.model_dir is None:
+        raise SystemExit("pandagpt worker: set --model-dir or PANDAGPT_MODEL_DIR")
+    asyncio.run(_serve_worker(settings))
+    return 0
+
+
+async def _serve_worker(settings: Settings) -> None:
+    from service.metrics import Metrics
+    from service.worker.factory import build_worker
+    from service.worker.http_app import create_worker_app
+
+    metrics = Metrics()
+    worker = await build_worker(settings, metrics=metrics)
+    try:
+        app = create_worker_app(worker, settings, metrics=metrics)
+        await serve_app(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            graceful_s=settings.shutdown_grace_s,
+            on_started=lambda url: print(f"PandaGPT worker listening at {url}", flush=True),
+        )
+    finally:
+        await worker.aclose()
+
+
+# --- gateway: public API over remote workers ---
+
+
+def run_gateway(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {}
+    if args.worker_url:
+        overrides["worker_urls"] = args.worker_url
+    settings = load_settings(args, **overrides)
+    configure_logging(settings)
+    if not settings.worker_urls:
+        raise SystemExit("pandagpt gateway: set --worker-url (repeatable) or PANDAGPT_WORKER_URLS")
+    asyncio.run(_serve_gateway(settings))
+    return 0
+
+
+async def _serve_gateway(settings: Settings) -> None:
+    from service.api import create_app
+    from service.gateway import WorkerPool
+    from service.metrics import Metrics
+
+    metrics = Metrics()
+    pool = WorkerPool.from_settings(settings, metrics=metrics)
+    try:
+        app = create_app(settings, worker=pool, metrics=metrics)
+        await serve_app(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            graceful_s=settings.shutdown_grace_s,
+            on_started=lambda url: print(
+                f"PandaGPT gateway at {url} over {len(settings.worker_urls)} worker(s)", flush=True
+            ),
+        )
+    finally:
+        await pool.aclose()

@@ -1,0 +1,91 @@
+"""Running an ASGI app under uvicorn with the shutdown order the service needs.
+
+SIGTERM or SIGINT: uvicorn stops accepting connections, lets in-flight
+responses finish for up to `graceful_s` (then cancels them, which aborts their
+generations), runs the app's lifespan shutdown, and returns; the caller then
+closes the worker (the vLLM engine and its processes). uvicorn re-raises the
+signal it caught once it is done; a no-op handler installed here catches that,
+so the process exits 0 through the normal path instead of dying mid-cleanup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+import uvicorn
+
+_log = logging.getLogger(__name__)
+
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _note_signal(sig: int, frame: FrameType | None) -> None:
+    _log.info("signal %s received after shutdown began", signal.Signals(sig).name)
+
+
+def install_quiet_signal_handlers() -> None:
+    """Let signals re-raised by uvicorn after its shutdown reach a no-op."""
+    for sig in HANDLED_SIGNALS:
+        signal.signal(sig, _note_signal)
+
+
+async def serve_app(
+    app: Any,
+    *,
+    host: str,
+    port: int,
+    log_level: str = "info",
+    graceful_s: float = 30.0,
+    on_started: Callable[[str], None] | None = None,
+) -> None:
+    """Serve `app` until a signal; `on_started(base_url)` runs once the socket listens."""
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        log_config=None,  # the service configures logging itself
+        timeout_graceful_shutdown=max(1, round(graceful_s)),
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    install_quiet_signal_handlers()
+    announcer = asyncio.create_task(_announce(server, host, port, on_started))
+    try:
+        await server.serve()
+    finally:
+        announcer.cancel()
+    if not server.started:
+        raise RuntimeError(f"server on {host}:{port} failed to start (see the log above)")
+
+
+async def _announce(
+    server: uvicorn.Server,
+    host: str,
+    port: int,
+    on_started: Callable[[str], None] | None,
+) -> None:
+    while not server.started:
+        await asyncio.sleep(0.05)
+    if on_started is not None:
+        on_started(base_url(host, _bound_port(server, port)))
+
+
+def _bound_port(server: uvicorn.Server, port: int) -> int:
+    for srv in server.servers:
+        for sock in srv.sockets:
+            return int(sock.getsockname()[1])
+    return port
+
+
+def base_url(host: str, port: int) -> str:
+    """The URL a local client uses (a wildcard bind address is reached on loopback)."""
+    shown = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}"

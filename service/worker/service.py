@@ -1,0 +1,319 @@
+"""`WorkerService`: the real worker, media bytes in, token stream out.
+
+For a chat job:
+1. admission (bounded running + waiting; `ServerBusy` beyond it),
+2. per media item: embedding-cache lookup (key: encoder fingerprint, modality,
+   sha256) → on a miss the batched `Encoder` (decode and preprocess in threads)
+   → cache set; a `MediaError` becomes `MediaInvalid` before any event,
+3. `llama_proj` on each feature, all summed into one soft token (DESIGN §2),
+4. prompt embeddings from `PromptBuilder`, generation in the `LLMEngine`,
+5. `ChatDelta` events per choice, then one `ChatUsage`.
+
+The engine runs in a pump task that feeds a queue, so the stream can enforce
+the per-request deadline between tokens, and closing the iterator (a client
+disconnect) cancels the pump, which aborts the request in vLLM and frees its
+slot. Metrics recorded here are the worker's share (see service.metrics):
+queue time and, through the encoder's observer, encoder batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from encoders.media import MediaError
+from service.cache import CacheKey, EmbeddingCache
+from service.errors import (
+    ContextLengthExceeded,
+    InvalidRequest,
+    MediaInvalid,
+    NotFound,
+    ServiceError,
+    Timeout,
+    WorkerFailed,
+)
+from service.metrics import Metrics
+from service.worker.admission import Admission
+from service.worker.base import Worker
+from service.worker.deps import EncoderLike, EngineLike
+from service.worker.engine import GenerationDelta
+from service.worker.jobs import (
+    conversation_of,
+    feature_from_bytes,
+    feature_to_bytes,
+    media_of,
+    sampling_of,
+)
+from service.worker.projector import Projector
+from service.worker.prompt import PromptBuilder, PromptEmbeds, PromptError
+from service.worker.protocol import (
+    ChatDelta,
+    ChatEvent,
+    ChatJob,
+    ChatUsage,
+    EmbedJob,
+    EmbedResult,
+    MediaItem,
+    ServedModel,
+    WorkerReadiness,
+)
+
+_log = logging.getLogger(__name__)
+_DONE = object()
+
+
+@dataclass
+class WorkerLimits:
+    request_timeout_s: float = 600.0
+    health_timeout_s: float = 5.0
+
+
+@dataclass
+class ServedModels:
+    """What the worker answers to: the base model and its LoRA variants."""
+
+    models: list[ServedModel]
+    lora_of: dict[str, str | None] = field(default_factory=dict)  # model id -> LoRA name
+
+    def resolve(self, name: str) -> str | None:
+        """The LoRA name serving `name` (None for the base); `NotFound` if unknown."""
+        if name not in self.lora_of:
+            known = ", ".join(m.id for m in self.models)
+            raise NotFound(
+                f"The model `{name}` does not exist. Available: {known}.",
+                param="model",
+                code="model_not_found",
+            )
+        return self.lora_of[name]
+
+
+class WorkerService(Worker):
+    def __init__(
+        self,
+        *,
+        encoder: EncoderLike,
+        projector: Projector,
+        prompts: PromptBuilder,
+        engine: EngineLike,
+        cache: EmbeddingCache,
+        metrics: Metrics,
+        served: ServedModels,
+        fingerprint: str,
+        admission: Admission,
+        limits: WorkerLimits | None = None,
+        embedding_models: Sequence[str] = (),
+    ) -> None:
+        self._encoder = encoder
+        self._projector = projector
+        self._prompts = prompts
+        self._engine = engine
+        self._cache = cache
+        self._metrics = metrics
+        self._served = served
+        self._fingerprint = fingerprint
+        self._admission = admission
+        self._limits = limits or WorkerLimits()
+        self._embedding_models = {*embedding_models, *served.lora_of}
+        self._closed = False
+
+    # --- chat ---
+
+    @property
+    def default_model(self) -> str:
+        return self._served.models[0].id
+
+    async def chat(self, job: ChatJob) -> AsyncIterator[ChatEvent]:
+        lora_name = self._served.resolve(job.model)
+        loop = asyncio.get_running_loop()
+        enqueued = loop.time()
+        deadline = enqueued + self._limits.request_timeout_s
+        async with self._admission.slot():
+            self._metrics.queue_time.observe(loop.time() - enqueued)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    prompt = await self._prompt(job)
+            except TimeoutError as exc:
+                raise Timeout("Request timed out before generation started.") from exc
+            async for event in self._stream(job, prompt, lora_name, deadline):
+                yield event
+
+    async def _prompt(self, job: ChatJob) -> PromptEmbeds:
+        soft_token = await self.soft_token(media_of(job))
+        try:
+            return await asyncio.to_thread(self._prompts.build, conversation_of(job), soft_token)
+        except PromptError as exc:
+            raise InvalidRequest(str(exc), param="messages") from exc
+
+    async def soft_token(self, items: Sequence[MediaItem]) -> torch.Tensor | None:
+        """Sum of `llama_proj(feature)` over all media items (DESIGN §2); None without media."""
+        if not items:
+            return None
+        results = await asyncio.gather(
+            *(self.feature(item, index) for index, item in enumerate(items)),
+            return_exceptions=True,
+        )
+        features: list[torch.Tensor] = []
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+            features.append(result)
+        return await asyncio.to_thread(self._projector.soft_token, features)  # [hidden]
+
+    async def feature(self, item: MediaItem, index: int = 0) -> torch.Tensor:
+        """The PandaGPT feature (`[out_dim]`, float32) of one item, through the cache."""
+        digest = await asyncio.to_thread(lambda: hashlib.sha256(item.data).hexdigest())
+        if digest != item.sha256:
+            raise InvalidRequest(f"media item {index}: sha256 does not match its bytes")
+        key = CacheKey(self._fingerprint, item.modality, item.sha256)
+        cached = await self._cache.get(key)
+        if cached is not None:
+            feature = feature_from_bytes(cached, self._projector.in_dim)
+            if feature is not None:
+                return feature
+        try:
+            feature = await self._encoder.encode(item.modality, item.data)
+        except MediaError as exc:
+            raise MediaInvalid(
+                f"media item {index} ({item.modality}): {exc.message}", reason=exc.reason
+            ) from exc
+        await self._cache.set(key, feature_to_bytes(feature))
+        return feature
+
+    async def _stream(
+        self, job: ChatJob, prompt: PromptEmbeds, lora_name: str | None, deadline: float
+    ) -> AsyncIterator[ChatEvent]:
+        """Engine deltas → events, within the deadline; leaving early aborts the engine."""
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[object] = asyncio.Queue()
+        pump = asyncio.create_task(self._pump(job, prompt, lora_name, events))
+        completion_tokens: dict[int, int] = {}
+        try:
+            while True:
+                remaining = max(deadline - loop.time(), 0.0)
+                try:
+                    item = await asyncio.wait_for(events.get(), timeout=remaining)
+                except TimeoutError as exc:
+                    raise Timeout("Request timed out during generation.") from exc
+                if item is _DONE:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                assert isinstance(item, GenerationDelta)
+                completion_tokens[item.index] = item.completion_tokens
+                yield ChatDelta(
+                    index=item.index,
+                    text=item.text,
+                    token_count=len(item.token_ids),
+                    finish_reason=item.finish_reason,  # type: ignore[arg-type]
+                )
+            yield ChatUsage(
+                prompt_tokens=prompt.num_tokens,
+                completion_tokens=sum(completion_tokens.values()),
+            )
+        finally:
+            if not pump.done():
+                pump.cancel()  # LLMEngine.generate aborts the vLLM request on cancel
+            await asyncio.gather(pump, return_exceptions=True)
+
+    async def _pump(
+        self,
+        job: ChatJob,
+        prompt: PromptEmbeds,
+        lora_name: str | None,
+        events: asyncio.Queue[object],
+    ) -> None:
+        try:
+            stream = self._engine.generate(
+                prompt.embeds, sampling_of(job.sampling), job.request_id, lora_name=lora_name
+            )
+            async for delta in stream:
+                events.put_nowait(delta)
+            events.put_nowait(_DONE)
+        except asyncio.CancelledError:
+            raise
+        except ServiceError as exc:
+            events.put_nowait(exc)
+        except Exception as exc:
+            events.put_nowait(engine_error(exc, job.request_id))
+
+    # --- embeddings ---
+
+    async def embed(self, job: EmbedJob) -> EmbedResult:
+        if job.model not in self._embedding_models:
+            known = ", ".join(sorted(self._embedding_models))
+            raise NotFound(
+                f"The model `{job.model}` does not exist. Available: {known}.",
+                param="model",
+                code="model_not_found",
+            )
+        try:
+            async with asyncio.timeout(self._limits.request_timeout_s):
+                vectors = await asyncio.gather(
+                    *(self._embed_one(item, i) for i, item in enumerate(job.inputs))
+                )
+        except TimeoutError as exc:
+            raise Timeout("Embedding request timed out.") from exc
+        return EmbedResult(embeddings=[v.tolist() for v in vectors])
+
+    async def _embed_one(self, item: str | MediaItem, index: int) -> torch.Tensor:
+        if isinstance(item, str):
+            return await self._encoder.embed("text", item)
+        try:
+            return await self._encoder.embed(item.modality, item.data)
+        except MediaError as exc:
+            raise MediaInvalid(
+                f"input {index} ({item.modality}): {exc.message}",
+                reason=exc.reason,
+                param=f"input.{index}",
+            ) from exc
+
+    # --- models, readiness, shutdown ---
+
+    async def models(self) -> list[ServedModel]:
+        return list(self._served.models)
+
+    async def readiness(self) -> WorkerReadiness:
+        counts = {
+            "cache_degraded": self._cache.degraded,
+            "running": self._engine.num_unfinished_requests(),
+            "waiting": self._admission.waiting,
+        }
+        if self._closed:
+            return WorkerReadiness(ready=False, detail="shutting down", **counts)
+        try:
+            async with asyncio.timeout(self._limits.health_timeout_s):
+                await self._engine.check_health()
+        except Exception as exc:  # any failure means "not ready", with its reason
+            return WorkerReadiness(ready=False, detail=f"engine: {exc!r}"[:200], **counts)
+        return WorkerReadiness(ready=True, detail="ok", **counts)
+
+    async def aclose(self) -> None:
+        """Stop the engine (its processes), the encoder's threads and the cache client."""
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.to_thread(self._engine.shutdown)
+        await self._encoder.aclose()
+        await self._cache.aclose()
+
+
+def engine_error(exc: Exception, request_id: str) -> ServiceError:
+    """Map a vLLM failure once, at this boundary: request faults are 400s, the rest 500."""
+    from vllm.exceptions import VLLMClientError
+
+    message = str(exc)
+    if isinstance(exc, VLLMClientError):
+        if "maximum model length" in message:
+            error: ServiceError = ContextLengthExceeded(message, param="messages")
+        else:
+            error = InvalidRequest(message, param=getattr(exc, "parameter", None))
+    else:
+        _log.error("generation failed for %s: %r", request_id, exc, exc_info=exc)
+        error = WorkerFailed("Generation failed in the engine.")
+    error.__cause__ = exc
+    return error
