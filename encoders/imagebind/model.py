@@ -320,6 +320,7 @@ class ImageBindLogitScale(nn.Module):
     def __init__(self, init: float, learnable: bool, max_scale: float = 100.0) -> None:
         super().__init__()
         self.max_scale = max_scale
+        self.init_value = init
         value = torch.tensor(math.log(init))
         if learnable:
             self.log_logit_scale = nn.Parameter(value)
@@ -429,15 +430,19 @@ class ImageBindModel(nn.Module):
 
     @torch.no_grad()
     def init_weights(self, std: float = 0.02, generator: torch.Generator | None = None) -> None:
-        """Random weights for tests and benchmarks: LayerNorm 1/0, the rest N(0, std²).
-
-        Logit scales and the text mask keep their reference initial values."""
+        """Random weights for tests and benchmarks: LayerNorm 1/0, the rest N(0, std²);
+        logit scales and the text mask get their reference initial values (so this
+        also fills a model made with `to_empty`)."""
         norm_params: set[int] = set()
         for module in self.modules():
             if isinstance(module, nn.LayerNorm):
                 module.weight.fill_(1.0)
                 module.bias.zero_()
                 norm_params.update(id(p) for p in module.parameters())
+            elif isinstance(module, ImageBindLogitScale):
+                module.log_logit_scale.fill_(math.log(module.init_value))
+            elif isinstance(module, ImageBindTextPreprocessor):
+                module.mask.fill_(float("-inf")).triu_(1)
         for name, p in self.named_parameters():
             if id(p) not in norm_params and not name.endswith("log_logit_scale"):
                 p.normal_(0.0, std, generator=generator)
