@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 
 Want = Literal["pandagpt", "embed"]
 BatchKey = tuple[str, tuple[int, ...]]
+# Called after each successful forward: (modality, batch size, forward seconds).
+BatchObserver = Callable[[str, int, float], None]
 
 # API modality name -> ImageBind tower.
 TOWERS: dict[str, str] = {
@@ -59,6 +62,14 @@ ITEM_NDIM: dict[str, int] = {
     "imu": 2,
     "text": 1,
 }
+
+
+def batch_modality(key: BatchKey) -> str:
+    """The API modality of a batch: the vision tower runs images (3-D items) and videos (5-D)."""
+    tower, shape = key
+    if tower == "vision":
+        return "video" if len(shape) == ITEM_NDIM["video"] else "image"
+    return tower
 
 
 @dataclass
@@ -93,6 +104,7 @@ class Encoder:
         preprocess_workers: int = 2,
         tokenizer: CLIPTokenizer | None = None,
         limits: MediaLimits | None = None,
+        on_batch: BatchObserver | None = None,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
@@ -104,6 +116,7 @@ class Encoder:
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_ms / 1000.0
         self.limits = limits
+        self.on_batch = on_batch
         self.stats = EncoderStats()
         self._tokenizer = tokenizer
         self._forward_pool = ThreadPoolExecutor(1, thread_name_prefix="imagebind-forward")
@@ -287,7 +300,10 @@ class Encoder:
                 batch[0].future.set_exception(exc)
             return
         finally:
-            self.stats.forward_seconds += time.perf_counter() - started
+            elapsed = time.perf_counter() - started
+            self.stats.forward_seconds += elapsed
+        if self.on_batch is not None:
+            self.on_batch(batch_modality(key), len(batch), elapsed)
         self.stats.items += len(batch)
         self.stats.batch_sizes[len(batch)] += 1
         self.stats.batches_by_key[f"{key[0]}{list(key[1])}"] += 1

@@ -59,6 +59,7 @@ async def build_worker(
         max_wait_ms=settings.encoder_max_wait_ms,
         preprocess_workers=settings.preprocess_workers,
         limits=media_limits(settings),
+        on_batch=EncoderMetrics(metrics),
     )
     projector = await asyncio.to_thread(Projector.load, layout.projector, device, dtype)
     engine = await asyncio.to_thread(LLMEngine.start, settings, layout.root)
