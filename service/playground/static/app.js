@@ -364,16 +364,29 @@ function appendMessage(role, text, attachments = []) {
   const meta = document.createElement("p");
   meta.className = "meta";
   article.append(heading);
-  if (attachments.length) {
-    const list = document.createElement("p");
-    list.className = "meta";
-    list.textContent = "Attached: " + attachments.map((a) => `${a.file.name} (${a.kind})`).join(", ");
-    article.append(list);
-  }
+  if (attachments.length) article.append(renderSent(attachments));
   article.append(content, meta);
   el.messages.append(article);
   scrollToEnd();
   return { article, text: content.firstChild, content, meta };
+}
+
+// What a user message carried: thumbnails of images, names of everything.
+function renderSent(attachments) {
+  const list = document.createElement("p");
+  list.className = "meta sent";
+  for (const att of attachments) {
+    if (IMAGE_LIKE.includes(att.kind)) {
+      const thumb = document.createElement("img");
+      thumb.className = "thumb";
+      thumb.src = att.dataUrl;
+      thumb.alt = ""; // decorative: the name follows
+      thumb.addEventListener("error", () => thumb.remove());
+      list.append(thumb);
+    }
+    list.append(`${att.file.name} (${att.kind}) `);
+  }
+  return list;
 }
 
 function scrollToEnd() {
