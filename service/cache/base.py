@@ -57,6 +57,10 @@ class EmbeddingCache(ABC):
     @abstractmethod
     async def _set(self, key: CacheKey, value: bytes) -> None: ...
 
+    async def probe(self) -> bool:
+        """A readiness check of the backend; True when it answers."""
+        return not self.degraded
+
     async def aclose(self) -> None:
         return None
 

@@ -78,7 +78,7 @@ class RedisCache(EmbeddingCache):
             return
         self._degraded = False
 
-    async def ping(self) -> bool:
+    async def probe(self) -> bool:
         """One readiness probe; also clears the degraded flag when Redis is back."""
         try:
             async with asyncio.timeout(self._timeout_s * 2):

@@ -1,0 +1,143 @@
+"""The gateway's FastAPI app: `create_app(settings, worker, ...)`.
+
+Everything the routes need is built here once and put on `app.state` (read
+through `deps.py`); nothing is a module-level singleton, so tests can build
+many apps side by side. The caller owns `worker` and `cache` and closes them
+after the server stops (in `serve` the worker outlives the app's lifespan);
+the app closes what it made (the media fetcher, the metrics server).
+
+Middleware, outermost first: request id → metrics/access log → CORS → body
+limit → auth → routes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from service.api.admission import Admission
+from service.api.chat_completion import api_router as chat_router
+from service.api.chat_completion.serving import ChatServing
+from service.api.embeddings import api_router as embeddings_router
+from service.api.embeddings.serving import EmbeddingServing
+from service.api.exception_handlers import install_exception_handlers
+from service.api.media_fetch import MediaFetcher
+from service.api.middleware.auth import AuthMiddleware, KeyStore
+from service.api.middleware.body_limit import BodyLimitMiddleware
+from service.api.middleware.metrics import MetricsMiddleware
+from service.api.middleware.request_id import RequestIdMiddleware
+from service.api.models import api_router as models_router
+from service.api.models.serving import ModelCatalog
+from service.api.routes import health
+from service.api.routes import metrics as metrics_route
+from service.cache.base import EmbeddingCache
+from service.config import Settings
+from service.metrics import Metrics
+from service.worker.base import Worker
+
+_log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings,
+    worker: Worker,
+    *,
+    cache: EmbeddingCache | None = None,
+    metrics: Metrics | None = None,
+    fetcher: MediaFetcher | None = None,
+) -> FastAPI:
+    """The public API over `worker` (in-process `WorkerService`, or a `WorkerPool`).
+
+    `cache` is only reported by /health/ready (the worker uses its own reference);
+    `fetcher` may be injected by tests (custom resolver or transport).
+    """
+    metrics = metrics or Metrics()
+    fetcher = fetcher or MediaFetcher(settings, metrics)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        start = getattr(worker, "start", None)
+        if start is not None:  # WorkerPool: begin readiness polling
+            await start()
+        metrics_server = _start_metrics_server(settings, metrics)
+        try:
+            yield
+        finally:
+            if metrics_server is not None:
+                metrics_server.shutdown()
+            await fetcher.aclose()
+
+    app = FastAPI(
+        title="pandagpt-serve",
+        version="0.1.0",
+        description="PandaGPT behind an OpenAI-compatible API.",
+        lifespan=lifespan,
+    )
+    catalog = ModelCatalog(worker)
+    admission = Admission(
+        settings.max_concurrent_requests, retry_after_s=settings.retry_after_s, metrics=metrics
+    )
+    state = app.state
+    state.settings, state.worker, state.cache, state.metrics = settings, worker, cache, metrics
+    state.fetcher, state.catalog, state.admission = fetcher, catalog, admission
+    shared = {
+        "worker": worker,
+        "catalog": catalog,
+        "fetcher": fetcher,
+        "admission": admission,
+        "settings": settings,
+        "metrics": metrics,
+    }
+    state.chat_serving = ChatServing(**shared)  # type: ignore[arg-type]
+    state.embedding_serving = EmbeddingServing(**shared)  # type: ignore[arg-type]
+
+    install_exception_handlers(app)
+    app.include_router(chat_router.router)
+    app.include_router(embeddings_router.router)
+    app.include_router(models_router.router)
+    app.include_router(health.router)
+    if settings.metrics_port is None:
+        app.include_router(metrics_route.router)
+    if settings.enable_playground:
+        from service.playground.router import router as playground_router
+
+        app.include_router(playground_router)
+
+    # add_middleware wraps: the last added runs first.
+    app.add_middleware(
+        AuthMiddleware, store=KeyStore(settings.api_keys, settings.api_key_file), metrics=metrics
+    )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, metrics=metrics)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+def _start_metrics_server(settings: Settings, metrics: Metrics) -> _Stoppable | None:
+    if settings.metrics_port is None:
+        return None
+    from prometheus_client import start_http_server
+
+    # prometheus-client serves from its own daemon thread: no event-loop work.
+    server, _thread = start_http_server(
+        settings.metrics_port, addr=settings.host, registry=metrics.registry
+    )
+    _log.info("metrics on http://%s:%d/metrics", settings.host, settings.metrics_port)
+    return server
+
+
+class _Stoppable(Protocol):  # what start_http_server returns (a WSGIServer)
+    def shutdown(self) -> None: ...

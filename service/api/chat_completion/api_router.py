@@ -1,0 +1,20 @@
+"""HTTP route of `POST /v1/chat/completions`."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from service.api.chat_completion.protocol import ChatCompletionRequest
+from service.api.chat_completion.serving import ChatServing
+from service.api.deps import AuthDep, RequestIdDep
+
+router = APIRouter(prefix="/v1", tags=["chat"])
+
+
+@router.post("/chat/completions", response_model=None)
+async def create_chat_completion(
+    body: ChatCompletionRequest, raw: Request, request_id: RequestIdDep, _: AuthDep
+) -> Response:
+    serving: ChatServing = raw.app.state.chat_serving
+    return await serving.create(body, request_id)

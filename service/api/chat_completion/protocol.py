@@ -1,0 +1,228 @@
+"""Schemas of `POST /v1/chat/completions`, field for field OpenAI's, in the
+order of OpenAI's reference; PandaGPT/vLLM extensions sit in marked blocks."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from service.api.protocol_base import OpenAIBaseModel
+from service.worker.protocol import SamplingSettings
+
+# --- content parts ---
+
+
+class MediaURL(OpenAIBaseModel):
+    url: str
+    detail: Literal["auto", "low", "high"] | None = None  # accepted, ignored: one 224px view
+
+
+class InputAudio(OpenAIBaseModel):
+    data: str  # base64
+    format: str  # "wav", "mp3", ...
+
+
+class TextPart(OpenAIBaseModel):
+    type: Literal["text"]
+    text: str
+
+
+class ImageURLPart(OpenAIBaseModel):
+    type: Literal["image_url"]
+    image_url: MediaURL
+
+
+class InputAudioPart(OpenAIBaseModel):
+    type: Literal["input_audio"]
+    input_audio: InputAudio
+
+
+# --- extensions: the other ImageBind modalities, shaped like image_url ---
+
+
+class AudioURLPart(OpenAIBaseModel):
+    type: Literal["audio_url"]
+    audio_url: MediaURL
+
+
+class VideoURLPart(OpenAIBaseModel):
+    type: Literal["video_url"]
+    video_url: MediaURL
+
+
+class ThermalURLPart(OpenAIBaseModel):
+    type: Literal["thermal_url"]
+    thermal_url: MediaURL
+
+
+class DepthURLPart(OpenAIBaseModel):
+    type: Literal["depth_url"]
+    depth_url: MediaURL
+
+
+class IMUURLPart(OpenAIBaseModel):
+    type: Literal["imu_url"]
+    imu_url: MediaURL
+
+
+ContentPart = Annotated[
+    TextPart
+    | ImageURLPart
+    | InputAudioPart
+    | AudioURLPart
+    | VideoURLPart
+    | ThermalURLPart
+    | DepthURLPart
+    | IMUURLPart,
+    Field(discriminator="type"),
+]
+MediaPart = ImageURLPart | AudioURLPart | VideoURLPart | ThermalURLPart | DepthURLPart | IMUURLPart
+# part type -> the modality the worker encodes it as
+PART_MODALITY: dict[str, str] = {
+    "image_url": "image",
+    "input_audio": "audio",
+    "audio_url": "audio",
+    "video_url": "video",
+    "thermal_url": "thermal",
+    "depth_url": "depth",
+    "imu_url": "imu",
+}
+
+# --- messages ---
+
+
+class SystemMessage(OpenAIBaseModel):
+    role: Literal["system"]
+    content: str | list[TextPart]
+    name: str | None = None
+
+
+class DeveloperMessage(OpenAIBaseModel):
+    role: Literal["developer"]
+    content: str | list[TextPart]
+    name: str | None = None
+
+
+class UserMessage(OpenAIBaseModel):
+    role: Literal["user"]
+    content: str | list[ContentPart]
+    name: str | None = None
+
+
+class AssistantMessage(OpenAIBaseModel):
+    role: Literal["assistant"]
+    content: str | list[TextPart] | None = None
+    name: str | None = None
+
+
+Message = Annotated[
+    SystemMessage | DeveloperMessage | UserMessage | AssistantMessage,
+    Field(discriminator="role"),
+]
+
+
+class StreamOptions(OpenAIBaseModel):
+    include_usage: bool | None = False
+
+
+class ChatCompletionRequest(OpenAIBaseModel):
+    messages: list[Message] = Field(min_length=1)
+    model: str | None = None  # optional here: the first served model when omitted
+    frequency_penalty: float | None = Field(0.0, ge=-2.0, le=2.0)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1, description="Deprecated alias.")
+    n: int = Field(1, ge=1, le=16)
+    presence_penalty: float | None = Field(0.0, ge=-2.0, le=2.0)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    user: str | None = None
+
+    # --- extensions (vLLM names) ---
+    top_k: int | None = Field(None, ge=-1, description="-1 or 0 disables top-k.")
+    ignore_eos: bool = False
+
+    def to_sampling(self, defaults: SamplingSettings | None = None) -> SamplingSettings:
+        """Request value, else the server default; None left for the worker to
+        fill with the reference default (top_p 0.01, temperature 1.0, 256 tokens)."""
+        base = defaults or SamplingSettings()
+        stop = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
+        max_tokens = self.max_completion_tokens or self.max_tokens
+        return SamplingSettings(
+            max_tokens=max_tokens if max_tokens is not None else base.max_tokens,
+            temperature=self.temperature if self.temperature is not None else base.temperature,
+            top_p=self.top_p if self.top_p is not None else base.top_p,
+            top_k=self.top_k if self.top_k is not None else base.top_k,
+            n=self.n,
+            seed=self.seed if self.seed is not None else base.seed,
+            stop=stop or list(base.stop),
+            presence_penalty=self.presence_penalty or 0.0,
+            frequency_penalty=self.frequency_penalty or 0.0,
+            ignore_eos=self.ignore_eos,
+        )
+
+
+# --- responses ---
+
+
+def completion_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex}"
+
+
+def now() -> int:
+    return int(time.time())
+
+
+class UsageInfo(OpenAIBaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class ChatMessage(OpenAIBaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str | None = None
+
+
+class ChatCompletionChoice(OpenAIBaseModel):
+    index: int
+    message: ChatMessage
+    finish_reason: str | None = None
+    logprobs: None = None
+
+
+class ChatCompletionResponse(OpenAIBaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[ChatCompletionChoice]
+    usage: UsageInfo
+    system_fingerprint: str | None = None
+
+
+class DeltaMessage(OpenAIBaseModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChatCompletionStreamChoice(OpenAIBaseModel):
+    index: int
+    delta: DeltaMessage
+    finish_reason: str | None = None
+    logprobs: None = None
+
+
+class ChatCompletionChunk(OpenAIBaseModel):
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChatCompletionStreamChoice]
+    usage: UsageInfo | None = None

@@ -1,0 +1,273 @@
+"""Chat completion logic: validate, build the job, run it on the worker, and
+shape the events into an OpenAI response or SSE stream.
+
+Errors known before the first event (bad media, unknown model, busy worker)
+become HTTP statuses; the first event is awaited before the response starts
+for that reason. After that, a failure is one `data: {"error": ...}` event and
+`data: [DONE]`. Leaving early (client gone, timeout) closes the worker stream,
+which aborts the generation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+
+from starlette.responses import JSONResponse, Response
+
+from service.api.admission import Admission, Ticket
+from service.api.chat_completion.conversation import build_job
+from service.api.chat_completion.protocol import (
+    ChatCompletionChoice,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    ChatCompletionResponse,
+    ChatCompletionStreamChoice,
+    ChatMessage,
+    DeltaMessage,
+    UsageInfo,
+    completion_id,
+    now,
+)
+from service.api.media_fetch import MediaFetcher
+from service.api.models.serving import ModelCatalog
+from service.api.streaming import EventStreamResponse, sse
+from service.config import Settings
+from service.errors import (
+    InvalidRequest,
+    ServiceError,
+    Timeout,
+    WorkerFailed,
+    error_body,
+    from_event,
+)
+from service.metrics import Metrics
+from service.worker.base import Worker
+from service.worker.protocol import ChatDelta, ChatEvent, ChatUsage, SamplingSettings
+
+_log = logging.getLogger(__name__)
+
+
+class _Run:
+    """One request's stream from the worker, with its clock, ticket and metrics."""
+
+    def __init__(
+        self,
+        events: AsyncIterator[ChatEvent],
+        ticket: Ticket,
+        metrics: Metrics,
+        deadline: float,
+        timeout_s: float,
+    ) -> None:
+        self.events = events
+        self.ticket = ticket
+        self.metrics = metrics
+        self.deadline = deadline
+        self.timeout_s = timeout_s
+        self.start = time.perf_counter()
+        self.last_token: float | None = None
+        self.outcome = "aborted"  # until it ends one way or another
+
+    async def next(self) -> ChatEvent | None:
+        """The next event; a worker error event is raised as its ServiceError."""
+        try:
+            async with asyncio.timeout_at(self.deadline):
+                event = await anext(self.events)
+        except StopAsyncIteration:
+            return None
+        except TimeoutError as exc:
+            self.outcome = "timeout"
+            raise Timeout(f"Request timed out after {self.timeout_s:g}s.") from exc
+        except ServiceError:
+            raise
+        except Exception as exc:  # an unknown worker failure: log it, hide its text
+            _log.exception("worker stream failed")
+            raise WorkerFailed("The worker failed while generating.") from exc
+        if isinstance(event, ChatDelta) and event.text:
+            self._observe_token()
+        elif not isinstance(event, ChatDelta | ChatUsage):
+            raise from_event(event.kind, event.message, param=event.param, code=event.code)
+        if isinstance(event, ChatUsage):
+            self.metrics.prompt_tokens.inc(event.prompt_tokens)
+            self.metrics.generation_tokens.inc(event.completion_tokens)
+        return event
+
+    def _observe_token(self) -> None:
+        t = time.perf_counter()
+        if self.last_token is None:
+            self.metrics.time_to_first_token.observe(t - self.start)
+            self.ticket.started()
+        else:
+            self.metrics.inter_token_latency.observe(t - self.last_token)
+        self.last_token = t
+
+    async def close(self) -> None:
+        aclose = getattr(self.events, "aclose", None)
+        if aclose is not None:
+            try:
+                await aclose()
+            except Exception:  # closing must not mask the request's own outcome
+                _log.exception("closing the worker stream failed")
+        self.metrics.e2e_request_latency.labels(endpoint="chat", outcome=self.outcome).observe(
+            time.perf_counter() - self.start
+        )
+        self.ticket.release()
+
+
+class ChatServing:
+    def __init__(
+        self,
+        *,
+        worker: Worker,
+        catalog: ModelCatalog,
+        fetcher: MediaFetcher,
+        admission: Admission,
+        settings: Settings,
+        metrics: Metrics,
+    ) -> None:
+        self.worker = worker
+        self.catalog = catalog
+        self.fetcher = fetcher
+        self.admission = admission
+        self.settings = settings
+        self.metrics = metrics
+        self.defaults = SamplingSettings(
+            max_tokens=settings.default_max_tokens,
+            temperature=settings.default_temperature,
+            top_p=settings.default_top_p,
+            top_k=settings.default_top_k,
+        )
+
+    async def create(self, request: ChatCompletionRequest, request_id: str) -> Response:
+        if request.stream_options is not None and not request.stream:
+            raise InvalidRequest(
+                "stream_options is only allowed with stream=true.", param="stream_options"
+            )
+        model = await self.catalog.resolve(request.model)
+        ticket = self.admission.acquire()
+        timeout_s = self.settings.request_timeout_s
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        run: _Run | None = None
+        try:
+            async with asyncio.timeout_at(deadline):
+                job = await build_job(
+                    request,
+                    model=model.id,
+                    request_id=request_id,
+                    fetcher=self.fetcher,
+                    max_media_items=self.settings.max_media_items,
+                    sampling=request.to_sampling(self.defaults),
+                )
+            run = _Run(aiter(self.worker.chat(job)), ticket, self.metrics, deadline, timeout_s)
+            first = await run.next()  # errors before streaming → HTTP status
+        except TimeoutError as exc:
+            ticket.release()
+            raise Timeout(f"Request timed out after {timeout_s:g}s.") from exc
+        except BaseException:
+            if run is not None:
+                run.outcome = "error"
+                await run.close()
+            else:
+                ticket.release()
+            raise
+        cid, created = completion_id(), now()
+        if request.stream:
+            include_usage = bool(request.stream_options and request.stream_options.include_usage)
+            return EventStreamResponse(
+                _stream(run, first, cid, created, model.id, request.n, include_usage)
+            )
+        try:
+            body = await _aggregate(run, first, cid, created, model.id, request.n)
+        finally:
+            await run.close()
+        return JSONResponse(body.model_dump(mode="json"))
+
+
+async def _aggregate(
+    run: _Run, first: ChatEvent | None, cid: str, created: int, model: str, n: int
+) -> ChatCompletionResponse:
+    texts = [[] for _ in range(n)]  # type: list[list[str]]
+    finish: list[str | None] = [None] * n
+    usage = UsageInfo()
+    tokens = 0
+    event = first
+    while event is not None:
+        if isinstance(event, ChatDelta) and event.index < n:
+            texts[event.index].append(event.text)
+            tokens += event.token_count
+            finish[event.index] = event.finish_reason or finish[event.index]
+        elif isinstance(event, ChatUsage):
+            usage = _usage(event)
+        event = await run.next()
+    run.outcome = "ok"
+    if usage.total_tokens == 0 and tokens:
+        usage = UsageInfo(completion_tokens=tokens, total_tokens=tokens)
+    choices = [
+        ChatCompletionChoice(
+            index=i,
+            message=ChatMessage(content="".join(texts[i])),
+            finish_reason=finish[i] or "stop",
+        )
+        for i in range(n)
+    ]
+    return ChatCompletionResponse(
+        id=cid, created=created, model=model, choices=choices, usage=usage
+    )
+
+
+async def _stream(
+    run: _Run,
+    first: ChatEvent | None,
+    cid: str,
+    created: int,
+    model: str,
+    n: int,
+    include_usage: bool,
+) -> AsyncGenerator[str, None]:
+    def chunk(choices: list[ChatCompletionStreamChoice], usage: UsageInfo | None = None) -> str:
+        body = ChatCompletionChunk(id=cid, created=created, model=model, choices=choices)
+        if usage is not None:
+            body.usage = usage
+        return sse(body.model_dump_json(exclude_unset=True))
+
+    def choice(
+        index: int, delta: DeltaMessage, finish: str | None = None
+    ) -> ChatCompletionStreamChoice:
+        return ChatCompletionStreamChoice(index=index, delta=delta, finish_reason=finish)
+
+    usage: UsageInfo | None = None
+    try:
+        for i in range(n):
+            yield chunk([choice(i, DeltaMessage(role="assistant", content=""))])
+        event = first
+        while event is not None:
+            if isinstance(event, ChatDelta):
+                if event.text:
+                    yield chunk([choice(event.index, DeltaMessage(content=event.text))])
+                if event.finish_reason is not None:
+                    yield chunk([choice(event.index, DeltaMessage(), event.finish_reason)])
+            elif isinstance(event, ChatUsage):
+                usage = _usage(event)
+            event = await run.next()
+        if include_usage:
+            yield chunk([], usage or UsageInfo())
+        run.outcome = "ok"
+    except (ServiceError, Exception) as exc:
+        if not isinstance(exc, ServiceError):
+            _log.exception("chat stream failed")
+        run.outcome = "timeout" if isinstance(exc, Timeout) else "error"
+        yield sse(json.dumps(error_body(exc)))
+    finally:
+        await run.close()
+    yield sse("[DONE]")
+
+
+def _usage(event: ChatUsage) -> UsageInfo:
+    return UsageInfo(
+        prompt_tokens=event.prompt_tokens,
+        completion_tokens=event.completion_tokens,
+        total_tokens=event.prompt_tokens + event.completion_tokens,
+    )

@@ -1,0 +1,1 @@
+"""`POST /v1/embeddings` (extension): ImageBind embeddings of text or media."""

@@ -1,0 +1,133 @@
+"""Embedding logic: inputs (text, fetched media) → `EmbedJob` → OpenAI list.
+
+The worker returns L2-normalised ImageBind vectors; `base64` encodes them as
+float32 little-endian like OpenAI does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import time
+
+from service.api.admission import Admission
+from service.api.chat_completion.protocol import PART_MODALITY, InputAudioPart, TextPart
+from service.api.embeddings.protocol import (
+    EmbeddingData,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    EmbeddingUsage,
+)
+from service.api.media_fetch import MediaFetcher
+from service.api.models.serving import ModelCatalog
+from service.cache.base import pack_f32
+from service.config import Settings
+from service.errors import InvalidRequest, ServiceError, Timeout, WorkerFailed
+from service.metrics import Metrics
+from service.worker.base import Worker
+from service.worker.protocol import EmbedJob, MediaItem
+
+MAX_INPUTS = 2048  # OpenAI's cap on inputs per request
+
+
+class EmbeddingServing:
+    def __init__(
+        self,
+        *,
+        worker: Worker,
+        catalog: ModelCatalog,
+        fetcher: MediaFetcher,
+        admission: Admission,
+        settings: Settings,
+        metrics: Metrics,
+    ) -> None:
+        self.worker = worker
+        self.catalog = catalog
+        self.fetcher = fetcher
+        self.admission = admission
+        self.settings = settings
+        self.metrics = metrics
+
+    async def create(self, request: EmbeddingRequest, request_id: str) -> EmbeddingResponse:
+        raw = [request.input] if isinstance(request.input, str) else list(request.input)
+        if not raw:
+            raise InvalidRequest("input must not be empty.", param="input")
+        if len(raw) > MAX_INPUTS:
+            raise InvalidRequest(f"At most {MAX_INPUTS} inputs per request.", param="input")
+        model = await self.catalog.resolve(request.model)
+        ticket = self.admission.acquire()
+        start = time.perf_counter()
+        outcome = "error"
+        try:
+            async with asyncio.timeout(self.settings.request_timeout_s):
+                inputs = await self._inputs(raw)
+                result = await self.worker.embed(
+                    EmbedJob(request_id=request_id, model=model.id, inputs=inputs)
+                )
+            outcome = "ok"
+        except TimeoutError as exc:
+            outcome = "timeout"
+            raise Timeout(f"Request timed out after {self.settings.request_timeout_s:g}s.") from exc
+        except ServiceError:
+            raise
+        except Exception as exc:
+            raise WorkerFailed("The worker failed while embedding.") from exc
+        finally:
+            self.metrics.e2e_request_latency.labels(endpoint="embeddings", outcome=outcome).observe(
+                time.perf_counter() - start
+            )
+            ticket.release()
+        if len(result.embeddings) != len(inputs):
+            raise WorkerFailed("The worker returned the wrong number of embeddings.")
+        if request.dimensions is not None and result.embeddings:
+            native = len(result.embeddings[0])
+            if request.dimensions != native:
+                raise InvalidRequest(
+                    f"dimensions must be {native} (the encoder's size) or omitted.",
+                    param="dimensions",
+                )
+        data = [
+            EmbeddingData(
+                index=i,
+                embedding=base64.b64encode(pack_f32(vec)).decode()
+                if request.encoding_format == "base64"
+                else vec,
+            )
+            for i, vec in enumerate(result.embeddings)
+        ]
+        usage = EmbeddingUsage(
+            prompt_tokens=result.prompt_tokens, total_tokens=result.prompt_tokens
+        )
+        return EmbeddingResponse(data=data, model=model.id, usage=usage)
+
+    async def _inputs(self, raw: list[object]) -> list[str | MediaItem]:
+        n_media = sum(1 for item in raw if not isinstance(item, str | TextPart))
+        if n_media > self.settings.max_media_items:
+            raise InvalidRequest(
+                f"At most {self.settings.max_media_items} media items per request.", param="input"
+            )
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self._one(item, i)) for i, item in enumerate(raw)]
+        except BaseExceptionGroup as group_error:
+            raise group_error.exceptions[0] from None
+        return [task.result() for task in tasks]
+
+    async def _one(self, item: object, index: int) -> str | MediaItem:
+        if isinstance(item, str):
+            return item
+        if isinstance(item, TextPart):
+            return item.text
+        part_type = getattr(item, "type", "")
+        modality = PART_MODALITY[part_type]
+        param = f"input.{index}"
+        if isinstance(item, InputAudioPart):
+            data = self.fetcher.decode_base64(
+                item.input_audio.data, modality, param=param, fmt=item.input_audio.format
+            )
+        else:
+            url = getattr(item, part_type).url
+            data = await self.fetcher.fetch(url, modality, param=param)
+        digest = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
+        return MediaItem(modality=modality, data=data, sha256=digest)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""Plain ASGI middleware: request id, metrics, body limit, auth."""
