@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 Modality = Literal["image", "video", "audio", "thermal", "depth", "imu"]
 FinishReason = Literal["stop", "length", "abort", "error"]
 
 
 class MediaItem(BaseModel):
+    # Media bytes are binary: pydantic's JSON default (utf-8) would fail on them.
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+
     modality: Modality
     data: bytes = Field(repr=False)  # base64 in JSON (pydantic's bytes serialisation)
     sha256: str
