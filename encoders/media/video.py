@@ -149,9 +149,9 @@ def _decode_frames(
         stream = container.streams.video[0]
         for index, frame in enumerate(container.decode(stream)):
             decoded = index + 1
+            # Headers can lie: check every decoded frame, before converting any.
+            _check_frame_size(frame.width, frame.height, limits)
             if index in wanted:
-                # Headers can lie: check every frame we convert.
-                _check_frame_size(frame.width, frame.height, limits)
                 rgb = torch.from_numpy(frame.to_ndarray(format="rgb24"))  # [H, W, 3]
                 frames[index] = process_frame(rgb)
             if index >= last:
