@@ -171,8 +171,9 @@ class Encoder:
                 if not p.future.done():
                     p.future.set_exception(RuntimeError("encoder closed"))
         self._queues.clear()
-        self._forward_pool.shutdown(wait=True)
         self._preprocess_pool.shutdown(wait=False, cancel_futures=True)
+        # Waits for a forward in progress without blocking the event loop.
+        await asyncio.to_thread(self._forward_pool.shutdown, True)
 
     async def __aenter__(self) -> Encoder:
         return self
@@ -290,6 +291,11 @@ class Encoder:
                 [p.x for p in batch],
                 [p.want for p in batch],
             )
+        except asyncio.CancelledError:  # aclose() while this batch was running
+            for p in batch:
+                if not p.future.done():
+                    p.future.set_exception(RuntimeError("encoder closed"))
+            raise
         except Exception as exc:
             self.stats.failed_forwards += 1
             if len(batch) > 1:  # find the item that breaks it; the others still get results

@@ -151,3 +151,25 @@ def test_five_dim_vision_is_refused(tiny) -> None:
     model, _, _ = tiny
     with pytest.raises(ValueError, match="5-D vision"):
         model({"vision": torch.zeros(1, 3, 2, 224, 224)})
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize(
+    ("dtype", "rel_tol"),
+    [(torch.float32, 2e-4), (torch.float16, 2e-2), (torch.bfloat16, 5e-2)],
+)
+def test_cuda_matches_reference(tiny, dtype: torch.dtype, rel_tol: float) -> None:
+    model, io, inputs = tiny
+    gpu = ImageBindModel(model.config).eval()
+    gpu.load_state_dict(model.state_dict(), strict=True)
+    gpu.to(device="cuda", dtype=dtype)
+    with torch.inference_mode():
+        for case in CASES:
+            modality = "vision" if case.startswith("vision") else case
+            out = gpu({modality: inputs[case].cuda()})[modality].cpu()
+            ref = io[f"{case}.upstream"]
+            diff = (out - ref).abs()
+            assert diff.max().item() <= rel_tol * ref.abs().max().item(), (
+                f"{case} {dtype}: max {diff.max().item():.3e} mean {diff.mean().item():.3e}"
+            )

@@ -179,3 +179,13 @@ async def test_closed_encoder_refuses(model: ImageBindModel) -> None:
     async with Encoder(model) as enc:
         with pytest.raises(ValueError, match="text"):
             await enc.encode_input("text", torch.zeros(77, dtype=torch.long))
+
+
+async def test_close_during_forward_fails_waiting_callers(model: ImageBindModel) -> None:
+    enc = Encoder(model, max_wait_ms=0)
+    task = asyncio.create_task(enc.encode_input("video", torch.randn(4, 3, 2, 224, 224)))
+    while enc.stats.forward_calls == 0:
+        await asyncio.sleep(0.001)
+    await enc.aclose()
+    with pytest.raises(RuntimeError, match="closed"):
+        await task
