@@ -19,6 +19,7 @@ queue time and, through the encoder's observer, encoder batches.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -139,8 +140,13 @@ class WorkerService(Worker):
                     prompt = await self._prompt(job)
             except TimeoutError as exc:
                 raise Timeout("Request timed out before generation started.") from exc
-            async for event in self._stream(job, prompt, lora_name, deadline):
-                yield event
+            # aclosing: closing this iterator must close the inner one now (not at GC),
+            # so its `finally` cancels the pump and vLLM aborts the request.
+            async with contextlib.aclosing(
+                self._stream(job, prompt, lora_name, deadline)
+            ) as events:
+                async for event in events:
+                    yield event
 
     async def _prompt(self, job: ChatJob) -> PromptEmbeds:
         soft_token = await self.soft_token(media_of(job))

@@ -1,0 +1,225 @@
+"""WorkerService with a fake encoder and engine (the `EncoderLike`/`EngineLike` seams),
+the real projector, prompt builder, admission and in-memory cache."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import torch
+
+from encoders.media import MediaError
+from service.cache.memory import MemoryCache
+from service.errors import InvalidRequest, MediaInvalid, NotFound, ServerBusy, Timeout
+from service.metrics import Metrics
+from service.worker.admission import Admission
+from service.worker.engine import GenerationDelta
+from service.worker.projector import Projector
+from service.worker.prompt import PromptBuilder
+from service.worker.protocol import (
+    ChatDelta,
+    ChatJob,
+    ChatUsage,
+    EmbedJob,
+    MediaItem,
+    SamplingSettings,
+    ServedModel,
+    Turn,
+    UserTurn,
+)
+from service.worker.sampling import Sampling
+from service.worker.service import ServedModels, WorkerLimits, WorkerService
+
+OUT_DIM, HIDDEN, VOCAB = 4, 8, 64
+
+
+class CharTokenizer:
+    bos_token_id = 1
+    eos_token_id = 2
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        return [3 + ord(c) % (VOCAB - 3) for c in text]
+
+
+class FakeEncoder:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def encode(self, modality: str, data: bytes) -> torch.Tensor:
+        self.calls.append(modality)
+        if data == b"bad":
+            raise MediaError("corrupt", "cannot decode")
+        return torch.full((OUT_DIM,), float(len(data)))
+
+    async def embed(self, modality: str, data: bytes | str) -> torch.Tensor:
+        return torch.nn.functional.normalize(torch.ones(OUT_DIM), dim=0)
+
+    async def aclose(self) -> None:
+        return None
+
+
+class FakeEngine:
+    """Yields `steps` deltas per choice, `delay` apart; records aborts and prompts."""
+
+    def __init__(self, steps: int = 3, delay: float = 0.0) -> None:
+        self.steps = steps
+        self.delay = delay
+        self.running = 0
+        self.aborted: list[str] = []
+        self.prompts: list[torch.Tensor] = []
+
+    async def generate(
+        self, prompt_embeds: torch.Tensor, sampling: Sampling, request_id: str, lora_name=None
+    ) -> AsyncIterator[GenerationDelta]:
+        self.prompts.append(prompt_embeds)
+        self.running += 1
+        try:
+            for step in range(self.steps):
+                await asyncio.sleep(self.delay)
+                for index in range(sampling.n):
+                    last = step == self.steps - 1
+                    yield GenerationDelta(
+                        index=index,
+                        text=f"t{step}",
+                        token_ids=[10 + step],
+                        finish_reason="length" if last else None,
+                        prompt_tokens=int(prompt_embeds.shape[0]),
+                        completion_tokens=step + 1,
+                    )
+        except (asyncio.CancelledError, GeneratorExit):
+            self.aborted.append(request_id)
+            raise
+        finally:
+            self.running -= 1
+
+    def num_unfinished_requests(self) -> int:
+        return self.running
+
+    async def check_health(self) -> None:
+        return None
+
+    def shutdown(self) -> None:
+        return None
+
+
+def make_worker(engine: FakeEngine | None = None, **kw: Any) -> tuple[WorkerService, Any]:
+    torch.manual_seed(0)
+    projector = Projector(torch.randn(HIDDEN, OUT_DIM), torch.randn(HIDDEN))
+    prompts = PromptBuilder(CharTokenizer(), torch.randn(VOCAB, HIDDEN))
+    encoder = FakeEncoder()
+    metrics = Metrics()
+    worker = WorkerService(
+        encoder=encoder,
+        projector=projector,
+        prompts=prompts,
+        engine=engine or FakeEngine(),
+        cache=MemoryCache(max_entries=100, ttl_s=60, metrics=metrics),
+        metrics=metrics,
+        served=ServedModels(
+            models=[ServedModel(id="demo", root="/m", max_model_len=128)], lora_of={"demo": None}
+        ),
+        fingerprint="fp",
+        admission=kw.pop("admission", Admission(max_running=4, max_waiting=4)),
+        limits=kw.pop("limits", WorkerLimits()),
+    )
+    return worker, encoder
+
+
+def item(data: bytes, modality: str = "image") -> MediaItem:
+    return MediaItem(modality=modality, data=data, sha256=hashlib.sha256(data).hexdigest())
+
+
+def job(*media: MediaItem, n: int = 1, model: str = "demo", rid: str = "r1") -> ChatJob:
+    turn = Turn(user=UserTurn(text="hi", media=list(media)))
+    return ChatJob(request_id=rid, model=model, turns=[turn], sampling=SamplingSettings(n=n))
+
+
+async def collect(worker: WorkerService, chat_job: ChatJob) -> list[Any]:
+    return [event async for event in worker.chat(chat_job)]
+
+
+async def test_stream_has_deltas_per_choice_then_usage() -> None:
+    worker, _ = make_worker()
+    events = await collect(worker, job(item(b"abc"), n=2))
+    deltas = [e for e in events if isinstance(e, ChatDelta)]
+    assert {d.index for d in deltas} == {0, 1}
+    assert [d.finish_reason for d in deltas if d.index == 0][-1] == "length"
+    assert isinstance(events[-1], ChatUsage)
+    assert events[-1].completion_tokens == 6  # 3 per choice
+
+
+async def test_media_features_are_projected_and_summed_into_one_row() -> None:
+    engine = FakeEngine()
+    worker, _ = make_worker(engine)
+    await collect(worker, job(item(b"ab"), item(b"abcd", "audio")))
+    features = torch.stack([torch.full((OUT_DIM,), 2.0), torch.full((OUT_DIM,), 4.0)])  # [N, D]
+    expected = worker._projector.project(features).sum(0)  # [H]: one soft token for both
+    assert sum(torch.allclose(row, expected) for row in engine.prompts[0]) == 1
+
+
+async def test_repeated_media_is_a_cache_hit() -> None:
+    worker, encoder = make_worker()
+    await collect(worker, job(item(b"same")))
+    await collect(worker, job(item(b"same"), rid="r2"))
+    assert encoder.calls == ["image"]
+    hits = worker._metrics.cache_hits.labels(modality="image")._value.get()
+    assert hits == 1
+
+
+async def test_bad_media_fails_before_the_first_event() -> None:
+    worker, _ = make_worker()
+    with pytest.raises(MediaInvalid) as info:
+        await collect(worker, job(item(b"bad")))
+    assert info.value.reason == "corrupt" and info.value.code == "media_corrupt"
+
+
+async def test_sha256_must_match_the_bytes() -> None:
+    worker, _ = make_worker()
+    forged = MediaItem(modality="image", data=b"abc", sha256="0" * 64)
+    with pytest.raises(InvalidRequest):
+        await collect(worker, job(forged))
+
+
+async def test_unknown_model_is_not_found() -> None:
+    worker, _ = make_worker()
+    with pytest.raises(NotFound):
+        await collect(worker, job(model="nope"))
+
+
+async def test_full_queue_is_server_busy() -> None:
+    engine = FakeEngine(steps=50, delay=0.01)
+    worker, _ = make_worker(engine, admission=Admission(max_running=1, max_waiting=0))
+    first = worker.chat(job())
+    await anext(first)  # holds the only slot
+    with pytest.raises(ServerBusy):
+        await collect(worker, job(rid="r2"))
+    await first.aclose()
+
+
+async def test_deadline_is_a_timeout_and_aborts() -> None:
+    engine = FakeEngine(steps=100, delay=0.02)
+    worker, _ = make_worker(engine, limits=WorkerLimits(request_timeout_s=0.2))
+    with pytest.raises(Timeout):
+        await collect(worker, job())
+    assert engine.aborted == ["r1"] and engine.running == 0
+
+
+async def test_closing_the_stream_aborts_the_generation() -> None:
+    engine = FakeEngine(steps=100, delay=0.01)
+    worker, _ = make_worker(engine)
+    stream = worker.chat(job())
+    await anext(stream)
+    assert (await worker.readiness()).running == 1
+    await stream.aclose()
+    assert engine.aborted == ["r1"]
+    readiness = await worker.readiness()
+    assert readiness.running == 0 and readiness.ready
+
+
+async def test_embed_text_and_media() -> None:
+    worker, _ = make_worker()
+    result = await worker.embed(EmbedJob(request_id="e", model="demo", inputs=["a", item(b"x")]))
+    assert len(result.embeddings) == 2 and len(result.embeddings[0]) == OUT_DIM
