@@ -300,7 +300,9 @@ def main(argv: list[str] | None = None) -> int:
         for batch in ints(args.video_batches if path == "video" else args.batches):
             plan.append((path, batch, "eager"))
     if args.cuda_graphs and on_gpu:
-        plan += [(p, b, "graph") for p in paths for b in ints(args.graph_batches)]
+        for path in paths:  # one video is already 15 images: graph batch 1 only
+            batches = [1] if path == "video" else ints(args.graph_batches)
+            plan += [(path, b, "graph") for b in batches]
     if args.compile:
         plan += [("vision", b, "compile") for b in ints(args.compile_batches)]
 
