@@ -87,20 +87,17 @@ def decode(data: bytes, limits: MediaLimits) -> tuple[torch.Tensor, int]:
         if not container.streams.audio:
             raise MediaError("no_audio_stream", "the file holds no audio stream")
         stream = container.streams.audio[0]
-        rate = stream.codec_context.sample_rate or 0
-        _check_declared(container, stream, rate, limits)
-        return decode_stream(container, stream, rate, limits), rate
+        _check_declared(container, stream, limits)
+        return decode_stream(container, stream, limits)
 
 
 def _check_declared(
-    container: av.container.InputContainer,
-    stream: av.audio.stream.AudioStream,
-    rate: int,
-    limits: MediaLimits,
+    container: av.container.InputContainer, stream: av.audio.stream.AudioStream, limits: MediaLimits
 ) -> None:
-    """Refuse from the header alone: odd rates, too many channels, too long."""
-    if not 0 < rate <= limits.max_audio_sample_rate:
-        raise MediaError("unsupported_format", f"sample rate {rate} Hz is not supported")
+    """Refuse from the header alone: too high a rate, too many channels, too long."""
+    rate = stream.codec_context.sample_rate or 0
+    if rate > limits.max_audio_sample_rate:
+        raise MediaError("unsupported_format", f"sample rate {rate} Hz is over the limit")
     channels = stream.codec_context.channels
     if channels > limits.max_audio_channels:
         raise MediaError("unsupported_format", f"{channels} channels, over the limit")
@@ -115,35 +112,35 @@ def _check_declared(
 
 
 def decode_stream(
-    container: av.container.InputContainer,
-    stream: av.audio.stream.AudioStream,
-    rate: int,
-    limits: MediaLimits,
-) -> torch.Tensor:
-    """Decode all frames, counting samples as they come (headers can lie) → ``[C, L]``."""
-    max_samples = math.floor(limits.max_audio_seconds * rate)
+    container: av.container.InputContainer, stream: av.audio.stream.AudioStream, limits: MediaLimits
+) -> tuple[torch.Tensor, int]:
+    """Decode all frames, re-checking rate, channels and length as they come (headers
+    can lie; implicit-SBR AAC really does double its declared rate) → ([C, L], rate)."""
     chunks: list[np.ndarray] = []
     total = 0
-    channels = None
+    rate = channels = max_samples = 0
     for frame in container.decode(stream):
-        if frame.sample_rate != rate:
-            raise MediaError("unsupported_format", "sample rate changes mid-stream")
         chunk = _frame_to_float(frame)  # [C, n]
-        if channels is None:
-            channels = chunk.shape[0]
+        if not chunks:
+            rate, channels = frame.sample_rate, chunk.shape[0]
+            if not 0 < rate <= limits.max_audio_sample_rate:
+                raise MediaError("unsupported_format", f"sample rate {rate} Hz is not supported")
             if channels > limits.max_audio_channels:
                 raise MediaError("unsupported_format", f"{channels} channels, over the limit")
-        elif chunk.shape[0] != channels:
-            raise MediaError("unsupported_format", "channel count changes mid-stream")
+            max_samples = math.floor(limits.max_audio_seconds * rate)
+        elif frame.sample_rate != rate or chunk.shape[0] != channels:
+            raise MediaError(
+                "unsupported_format", "sample rate or channel count changes mid-stream"
+            )
         total += chunk.shape[1]
         if total > max_samples:
             raise MediaError(
                 "too_long", f"audio decodes to over the {limits.max_audio_seconds:g} s limit"
             )
         chunks.append(chunk)
-    if total == 0 or channels is None:
+    if total == 0:
         raise MediaError("too_short", "the audio stream decodes to no samples")
-    return torch.from_numpy(np.concatenate(chunks, axis=1))
+    return torch.from_numpy(np.concatenate(chunks, axis=1)), rate
 
 
 def _frame_to_float(frame: av.AudioFrame) -> np.ndarray:

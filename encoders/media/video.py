@@ -45,13 +45,13 @@ def preprocess_video(data: bytes, limits: MediaLimits) -> torch.Tensor:
     """Encoded video bytes → float32 ``[1, 15, 3, 2, 224, 224]``."""
     count, fps = _probe(data, limits)
     plan = frame_plan(count, fps)
-    frames, decoded = _decode_frames(data, {i for pair in plan for i in pair}, limits)
-    if len(frames) < len({i for pair in plan for i in pair}):
+    frames, decoded = _decode_frames(data, _indices(plan), limits)
+    if len(frames) < len(_indices(plan)):
         # Fewer frames than declared: plan again over what the stream really holds.
         if decoded == 0:
             raise MediaError("too_short", "the video stream decodes to no frames")
         plan = frame_plan(decoded, fps)
-        frames, _ = _decode_frames(data, {i for pair in plan for i in pair}, limits)
+        frames, _ = _decode_frames(data, _indices(plan), limits)
     entries = []
     for first, last in plan:
         clip = torch.stack([frames[first], frames[last]], dim=1)  # [3, 2, H', W']
@@ -71,6 +71,10 @@ def frame_plan(count: int, fps: float) -> list[tuple[int, int]]:
             stop = first + 1
         plan.append((first, stop - 1))
     return plan
+
+
+def _indices(plan: list[tuple[int, int]]) -> set[int]:
+    return {index for pair in plan for index in pair}
 
 
 def process_frame(rgb: torch.Tensor) -> torch.Tensor:

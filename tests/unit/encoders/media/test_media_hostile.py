@@ -153,7 +153,7 @@ def test_audio_cap_while_decoding_when_the_header_lies(make):
     data = make.audio(make.sine(3.0, 16000), 16000, "flac", "flac")
     limits = MediaLimits(max_audio_seconds=1.0)
     with pytest.raises(MediaError) as info, open_container(data, AUDIO_DEMUXERS, "audio") as box:
-        decode_stream(box, box.streams.audio[0], 16000, limits)  # header check skipped
+        decode_stream(box, box.streams.audio[0], limits)  # header check skipped
     assert info.value.reason == "too_long"
 
 

@@ -80,3 +80,15 @@ def test_matroska_frame_count_comes_from_packets(make):
     mp4 = preprocess("video", make.video(frames, 20, "mp4"))
     assert torch.allclose(mkv, mp4, atol=1e-6)
     assert preprocess("video", make.video(frames, 20, "matroska"), MediaLimits()).shape[1] == 15
+
+
+def test_header_overstating_the_frame_count_is_replanned(make, monkeypatch):
+    """A stream with fewer frames than declared is planned again over the real count."""
+    import encoders.media.video as video
+
+    data = make.video(make.frames(30, 48, 64), 15)
+    honest = preprocess("video", data)
+    real_probe = video._probe
+    monkeypatch.setattr(video, "_probe", lambda d, lim: (real_probe(d, lim)[0] + 45, 15.0))
+    # 75 declared frames (5 s) but 30 decoded: the second plan uses 30, as if honest.
+    assert torch.equal(preprocess("video", data), honest)
