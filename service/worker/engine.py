@@ -23,7 +23,7 @@ import torch
 
 from service.config import Settings
 from service.weights.layout import Manifest, ModelLayout
-from service.worker.sampling import Sampling, StopHoldback
+from service.worker.sampling import Sampling, SamplingDefaults, StopHoldback
 
 GiB = 1 << 30
 
@@ -76,6 +76,7 @@ def engine_args(settings: Settings, layout: ModelLayout, manifest: Manifest, lor
         "tensor_parallel_size": settings.tensor_parallel_size,
         "max_num_seqs": settings.max_num_seqs,
         "quantization": settings.quantization,
+        "enforce_eager": settings.enforce_eager,
         "disable_log_stats": True,
         "enable_log_requests": False,
     }
@@ -97,9 +98,16 @@ def engine_args(settings: Settings, layout: ModelLayout, manifest: Manifest, lor
 class LLMEngine:
     """Owns the AsyncLLM; one per worker process."""
 
-    def __init__(self, engine: Any, manifest: Manifest, adapters: dict[str, Path]) -> None:
+    def __init__(
+        self,
+        engine: Any,
+        manifest: Manifest,
+        adapters: dict[str, Path],
+        defaults: SamplingDefaults | None = None,
+    ) -> None:
         self._engine = engine
         self.manifest = manifest
+        self.defaults = defaults or SamplingDefaults()
         self._lora_requests: dict[str, Any] = {}
         if adapters:
             from vllm.lora.request import LoRARequest
@@ -122,7 +130,9 @@ class LLMEngine:
         if lora and not adapters:
             raise ValueError(f"{model_dir}: enable_lora is set but lora/ holds no adapter")
         engine = AsyncLLM.from_engine_args(engine_args(settings, layout, manifest, lora))
-        return cls(engine, manifest, adapters if lora else {})
+        return cls(
+            engine, manifest, adapters if lora else {}, SamplingDefaults.from_settings(settings)
+        )
 
     @property
     def served_model_names(self) -> list[str]:
@@ -163,7 +173,7 @@ class LLMEngine:
         finished: set[int] = set()
         stream = self._engine.generate(
             {"prompt_embeds": prompt_embeds.detach().cpu()},
-            sampling.to_vllm(),
+            sampling.to_vllm(self.defaults),
             request_id,
             lora_request=lora_request,
         )

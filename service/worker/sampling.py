@@ -1,8 +1,9 @@
 """Sampling settings and the stop-text rules shared by every request.
 
-Precedence is request → reference default: PandaGPT's demo ran top_p 0.01,
-temperature 1.0 and 256 new tokens, so a request that names nothing gets what
-PandaGPT gave. `###` (the next turn marker) is always a stop string, and no
+Precedence is request → server default (`Settings.default_*`) → reference
+default: PandaGPT's demo ran top_p 0.01, temperature 1.0 and 256 new tokens,
+so a request that names nothing on an unconfigured server gets what PandaGPT
+gave. `###` (the next turn marker) is always a stop string, and no
 part of a stop string ever reaches the client: while streaming, text that
 could be the start of a stop string is held back until it is decided.
 """
@@ -11,11 +12,35 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 TURN_STOP = "###"
 DEFAULT_TOP_P = 0.01
 DEFAULT_TEMPERATURE = 1.0
 DEFAULT_MAX_TOKENS = 256
+
+
+@dataclass(frozen=True)
+class SamplingDefaults:
+    """Server-wide defaults; None falls through to the reference default."""
+
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> SamplingDefaults:
+        return cls(
+            max_tokens=getattr(settings, "default_max_tokens", None),
+            temperature=getattr(settings, "default_temperature", None),
+            top_p=getattr(settings, "default_top_p", None),
+            top_k=getattr(settings, "default_top_k", None),
+        )
+
+
+def _first(*values: Any) -> Any:
+    return next(v for v in values if v is not None)
 
 
 @dataclass(frozen=True)
@@ -37,16 +62,19 @@ class Sampling:
         """User stops plus `###`, de-duplicated, order kept."""
         return list(dict.fromkeys([*(s for s in self.stop if s), TURN_STOP]))
 
-    def to_vllm(self):  # -> vllm.SamplingParams; imported lazily (gateway has no vLLM)
+    def to_vllm(self, defaults: SamplingDefaults | None = None) -> Any:
+        """vllm.SamplingParams (imported lazily: the gateway has no vLLM)."""
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
 
+        d = defaults or SamplingDefaults()
         return SamplingParams(
             n=self.n,
-            max_tokens=self.max_tokens if self.max_tokens is not None else DEFAULT_MAX_TOKENS,
-            temperature=self.temperature if self.temperature is not None else DEFAULT_TEMPERATURE,
-            top_p=self.top_p if self.top_p is not None else DEFAULT_TOP_P,
-            top_k=self.top_k if self.top_k is not None else 0,
+            max_tokens=_first(self.max_tokens, d.max_tokens, DEFAULT_MAX_TOKENS),
+            temperature=_first(self.temperature, d.temperature, DEFAULT_TEMPERATURE),
+            top_p=_first(self.top_p, d.top_p, DEFAULT_TOP_P),
+            # 0 and -1 both mean "no top-k" in vLLM
+            top_k=_first(self.top_k, d.top_k, 0),
             seed=self.seed,
             stop=self.stop_strings,
             presence_penalty=self.presence_penalty,

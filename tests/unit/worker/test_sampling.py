@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import pytest
+
+from service.worker.sampling import (
+    Sampling,
+    SamplingDefaults,
+    StopHoldback,
+    partial_stop_len,
+)
+
+
+def test_reference_defaults_and_turn_stop() -> None:
+    params = Sampling().to_vllm()
+    assert (params.top_p, params.temperature, params.max_tokens) == (0.01, 1.0, 256)
+    assert params.stop == ["###"]
+
+
+def test_request_beats_server_default_beats_reference() -> None:
+    defaults = SamplingDefaults(max_tokens=64, temperature=0.5)
+    params = Sampling(max_tokens=8, stop=["END", "###"]).to_vllm(defaults)
+    assert (params.max_tokens, params.temperature, params.top_p) == (8, 0.5, 0.01)
+    assert params.stop == ["END", "###"]
+
+
+def test_other_parameters_pass_through() -> None:
+    p = Sampling(n=3, seed=7, top_k=5, presence_penalty=0.5, frequency_penalty=0.25).to_vllm()
+    assert (p.n, p.seed, p.top_k, p.presence_penalty, p.frequency_penalty) == (3, 7, 5, 0.5, 0.25)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("hello", 0), ("hello #", 1), ("hello ##", 2), ("hello #x", 0), ("a#b", 0), ("", 0)],
+)
+def test_partial_stop_len(text: str, expected: int) -> None:
+    assert partial_stop_len(text, ["###"]) == expected
+
+
+def test_holdback_never_sends_a_stop_prefix() -> None:
+    hold = StopHoldback(["###"])
+    sent = [
+        hold.delta("Hello", False, None),
+        hold.delta("Hello #", False, None),
+        hold.delta("Hello ##", False, None),
+        hold.delta("Hello ## x", False, None),  # not a stop after all: released
+        hold.delta("Hello ## x", True, "stop"),
+    ]
+    assert sent == ["Hello", " ", "", "## x", ""]
+
+
+def test_holdback_drops_a_dangling_turn_marker_at_length() -> None:
+    hold = StopHoldback(["###"])
+    assert hold.delta("Sure ##", False, None) == "Sure "
+    assert hold.delta("Sure ##", True, "length") == ""
+
+
+def test_user_stop_prefix_is_released_at_the_end() -> None:
+    hold = StopHoldback(["END", "###"])
+    assert hold.delta("the E", False, None) == "the "
+    assert hold.delta("the E", True, "length") == "E"
