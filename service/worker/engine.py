@@ -146,6 +146,10 @@ class LLMEngine:
         """Requests the engine is still working on (drops when a caller goes away)."""
         return int(self._engine.get_num_unfinished_requests())
 
+    async def check_health(self) -> None:
+        """Raises when the engine core has died (readiness turns false)."""
+        await self._engine.check_health()
+
     def _lora_request(self, model: str | None) -> Any:
         if not self._lora_requests:
             if model not in (None, self.manifest.served_model_name):
