@@ -70,13 +70,15 @@ def ensure_demo_weights(settings: Settings) -> Path:
 
 async def _serve_all_in_one(settings: Settings) -> None:
     from service.api import create_app
+    from service.cache import create_cache
     from service.metrics import Metrics
     from service.worker.factory import build_worker
 
     metrics = Metrics()
-    worker = await build_worker(settings, metrics=metrics)
+    cache = create_cache(settings, metrics)  # the worker's; the gateway only reports on it
+    worker = await build_worker(settings, metrics=metrics, cache=cache)
     try:
-        app = create_app(settings, worker=worker, metrics=metrics)
+        app = create_app(settings, worker, cache=cache, metrics=metrics)
         await serve_app(
             app,
             host=settings.host,
@@ -168,7 +170,7 @@ async def _serve_gateway(settings: Settings) -> None:
     metrics = Metrics()
     pool = WorkerPool.from_settings(settings, metrics=metrics)
     try:
-        app = create_app(settings, worker=pool, metrics=metrics)
+        app = create_app(settings, pool, metrics=metrics)
         await serve_app(
             app,
             host=settings.host,
