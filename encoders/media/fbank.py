@@ -34,10 +34,12 @@ HIGH_FREQ = SAMPLE_RATE / 2
 PREEMPHASIS = 0.97
 
 
-def _mel(freq: float | torch.Tensor) -> float | torch.Tensor:
-    """Kaldi / HTK mel scale."""
-    if isinstance(freq, torch.Tensor):
-        return 1127.0 * torch.log(1.0 + freq / 700.0)
+def _mel(freq: torch.Tensor) -> torch.Tensor:
+    """Kaldi / HTK mel scale of frequencies in Hz."""
+    return 1127.0 * torch.log(1.0 + freq / 700.0)
+
+
+def _mel_scalar(freq: float) -> float:
     return 1127.0 * math.log(1.0 + freq / 700.0)
 
 
@@ -45,7 +47,7 @@ def _mel(freq: float | torch.Tensor) -> float | torch.Tensor:
 def mel_banks(mel_bins: int = MEL_BINS) -> torch.Tensor:
     """Triangular filters ``[mel_bins, FFT_SIZE // 2 + 1]`` (float32; cached, read-only)."""
     fft_bins = FFT_SIZE // 2
-    mel_low, mel_high = float(_mel(LOW_FREQ)), float(_mel(HIGH_FREQ))
+    mel_low, mel_high = _mel_scalar(LOW_FREQ), _mel_scalar(HIGH_FREQ)
     delta = (mel_high - mel_low) / (mel_bins + 1)
     index = torch.arange(mel_bins).unsqueeze(1)  # [M, 1]
     left = mel_low + index * delta  # [M, 1]

@@ -53,6 +53,8 @@ def sniff(data: bytes) -> str | None:
         if brand in _M4A_BRANDS:
             return "m4a"
         return "mov" if brand in _QT_BRANDS else "mp4"
+    if head[4:8] in (b"moov", b"mdat", b"wide", b"free", b"skip"):
+        return "mov"  # QuickTime files that predate the ftyp box
     if head.startswith(b"ID3"):
         return "mp3"
     if head[0] == 0xFF and head[1] & 0xE0 == 0xE0:

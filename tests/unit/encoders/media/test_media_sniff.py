@@ -54,6 +54,10 @@ def test_fixture_media(media):
     assert sniff(media("a.mp4")) == "mp4"
 
 
+def test_quicktime_without_ftyp():
+    assert sniff(b"\x00\x00\x00\x08wide\x00\x00\x10\x00mdat") == "mov"
+
+
 def test_npy_and_csv():
     buffer = io.BytesIO()
     np.save(buffer, np.zeros((6, 3)))
