@@ -1,4 +1,5 @@
-"""An SSE response that notices a client going away and closes its source.
+"""A streamed response (SSE; JSON lines inside the service) that notices a
+client going away and closes its source.
 
 Starlette's StreamingResponse (ASGI 2.4) only sees a disconnect when a write
 fails, and leaves closing the iterator to garbage collection. Generation must
@@ -19,13 +20,15 @@ from starlette.types import Receive, Scope, Send
 class EventStreamResponse(Response):
     media_type = "text/event-stream"
 
-    def __init__(self, events: AsyncGenerator[str, None]) -> None:
+    def __init__(
+        self, events: AsyncGenerator[str, None], media_type: str = "text/event-stream"
+    ) -> None:
         # No Response.__init__: it would add `content-length: 0`; a stream has none.
         self.status_code = 200
         self.background = None
         self.body = b""
         self.raw_headers = [
-            (b"content-type", b"text/event-stream; charset=utf-8"),
+            (b"content-type", f"{media_type}; charset=utf-8".encode()),
             (b"cache-control", b"no-cache"),
             (b"x-accel-buffering", b"no"),  # nginx-style proxies must not buffer tokens
         ]

@@ -228,10 +228,13 @@ async def _stream(
     include_usage: bool,
 ) -> AsyncGenerator[str, None]:
     def chunk(choices: list[ChatCompletionStreamChoice], usage: UsageInfo | None = None) -> str:
-        body = ChatCompletionChunk(id=cid, created=created, model=model, choices=choices)
-        if usage is not None:
-            body.usage = usage
-        return sse(body.model_dump_json(exclude_unset=True))
+        body = ChatCompletionChunk(
+            id=cid, created=created, model=model, choices=choices, usage=usage
+        ).model_dump(mode="json", exclude_none=True)
+        for item in body["choices"]:  # OpenAI sends these as explicit nulls
+            item.setdefault("finish_reason", None)
+            item.setdefault("logprobs", None)
+        return sse(json.dumps(body, separators=(",", ":")))
 
     def choice(
         index: int, delta: DeltaMessage, finish: str | None = None

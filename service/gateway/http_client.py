@@ -1,0 +1,156 @@
+"""`HTTPWorkerClient`: one remote worker over the internal API, as a `Worker`.
+
+httpx and JSON errors are mapped here, once: a worker that cannot be reached
+is `Unavailable` (the pool then tries another), a broken stream is
+`WorkerFailed`, and an error the worker reported is rebuilt as the same
+`service.errors` class. Closing the chat iterator closes the HTTP stream, which
+the worker sees as a disconnect and aborts the generation.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import httpx
+from pydantic import TypeAdapter, ValidationError
+
+from service.errors import (
+    ServerBusy,
+    ServiceError,
+    Timeout,
+    Unavailable,
+    WorkerFailed,
+    from_event,
+)
+from service.worker.base import Worker
+from service.worker.protocol import (
+    ChatEvent,
+    ChatJob,
+    EmbedJob,
+    EmbedResult,
+    ServedModel,
+    WorkerReadiness,
+)
+
+_EVENT: TypeAdapter[ChatEvent] = TypeAdapter(ChatEvent)
+_MODELS: TypeAdapter[list[ServedModel]] = TypeAdapter(list[ServedModel])
+
+
+class HTTPWorkerClient(Worker):
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        connect_timeout_s: float = 5.0,
+        read_timeout_s: float | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        # No read timeout by default: a long generation may pause between tokens;
+        # the gateway's per-request deadline bounds it instead.
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url,
+            transport=transport,
+            trust_env=False,
+            timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+        )
+
+    def __repr__(self) -> str:
+        return f"HTTPWorkerClient({self.base_url!r})"
+
+    async def chat(self, job: ChatJob) -> AsyncGenerator[ChatEvent, None]:  # type: ignore[override]
+        request = self._client.build_request(
+            "POST",
+            "/internal/chat",
+            content=job.model_dump_json(),
+            headers={"Content-Type": "application/json", "X-Request-ID": job.request_id},
+        )
+        try:
+            response = await self._client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise _unreachable(self.base_url, exc) from exc
+        try:
+            if response.status_code != 200:
+                await response.aread()
+                raise _from_error_response(response)
+            async for line in response.aiter_lines():
+                if line.strip():
+                    yield _parse_event(line)
+        except httpx.HTTPError as exc:
+            raise WorkerFailed("The worker stream broke off.") from exc
+        finally:
+            await response.aclose()
+
+    async def embed(self, job: EmbedJob) -> EmbedResult:
+        response = await self._request(
+            "POST",
+            "/internal/embed",
+            content=job.model_dump_json(),
+            headers={"Content-Type": "application/json", "X-Request-ID": job.request_id},
+        )
+        return _validate(EmbedResult.model_validate_json, response.content)
+
+    async def models(self) -> list[ServedModel]:
+        response = await self._request("GET", "/internal/models")
+        return _validate(_MODELS.validate_json, response.content)
+
+    async def readiness(self) -> WorkerReadiness:
+        try:
+            response = await self._client.get("/internal/ready")
+        except httpx.HTTPError as exc:
+            raise _unreachable(self.base_url, exc) from exc
+        if response.status_code not in (200, 503):
+            raise _from_error_response(response)
+        return _validate(WorkerReadiness.model_validate_json, response.content)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = await self._client.request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise Timeout(f"The worker at {self.base_url} timed out.") from exc
+        except httpx.HTTPError as exc:
+            raise _unreachable(self.base_url, exc) from exc
+        if response.status_code != 200:
+            raise _from_error_response(response)
+        return response
+
+
+def _unreachable(url: str, exc: httpx.HTTPError) -> Unavailable:
+    return Unavailable(f"Worker {url} is unreachable ({type(exc).__name__}).")
+
+
+def _parse_event(line: str) -> ChatEvent:
+    try:
+        return _EVENT.validate_json(line)
+    except ValidationError as exc:
+        raise WorkerFailed("The worker sent a malformed event.") from exc
+
+
+def _from_error_response(response: httpx.Response) -> ServiceError:
+    try:
+        body = json.loads(response.content)
+        error = from_event(
+            str(body["kind"]), str(body["message"]), param=body.get("param"), code=body.get("code")
+        )
+    except (ValueError, KeyError, TypeError):
+        error = WorkerFailed(f"The worker answered HTTP {response.status_code}.")
+        if response.status_code == 503:
+            error = Unavailable("The worker is not ready.")
+    if isinstance(error, ServerBusy):
+        retry_after = response.headers.get("retry-after", "")
+        if retry_after.isdigit():
+            error.retry_after = float(retry_after)
+    return error
+
+
+def _validate(parse: Any, content: bytes) -> Any:
+    try:
+        return parse(content)
+    except ValidationError as exc:
+        raise WorkerFailed("The worker sent a malformed answer.") from exc

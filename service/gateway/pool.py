@@ -1,0 +1,244 @@
+"""`WorkerPool`: several workers behind the one `Worker` interface.
+
+- Routing: the healthy worker with the fewest requests in flight from this
+  gateway (ties broken by the load it last reported, then round robin).
+- Retry: if the chosen worker fails before its first event (unreachable,
+  crashed, or its queue is full), the job goes to another worker; once a stream
+  has started it is never replayed (the client already holds tokens).
+- Health: a background task polls `readiness()` of each worker; an unreachable
+  worker is also marked unhealthy at once when a request finds it down.
+- A Kubernetes Service is one URL (one member; a retry may land on another
+  pod), a configured list is several: both look the same from outside.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from service.config import Settings
+from service.errors import ServerBusy, ServiceError, Unavailable, WorkerFailed
+from service.gateway.http_client import HTTPWorkerClient
+from service.metrics import Metrics
+from service.worker.base import Worker
+from service.worker.protocol import (
+    ChatEvent,
+    ChatJob,
+    EmbedJob,
+    EmbedResult,
+    ServedModel,
+    WorkerReadiness,
+)
+
+_log = logging.getLogger(__name__)
+# Failures that say nothing about the request itself, so another worker may succeed.
+_RETRYABLE = (Unavailable, WorkerFailed, ServerBusy)
+
+
+@dataclass
+class _Member:
+    name: str
+    worker: Worker
+    healthy: bool = True  # optimistic until the first poll says otherwise
+    inflight: int = 0
+    reported_load: int = 0
+
+
+class WorkerPool(Worker):
+    def __init__(
+        self,
+        workers: Sequence[Worker],
+        *,
+        names: Sequence[str] | None = None,
+        poll_interval_s: float = 5.0,
+        poll_timeout_s: float = 3.0,
+        metrics: Metrics | None = None,
+    ) -> None:
+        if not workers:
+            raise ValueError("WorkerPool needs at least one worker")
+        labels = list(names) if names is not None else [repr(w) for w in workers]
+        self._members = [_Member(n, w) for n, w in zip(labels, workers, strict=True)]
+        self._poll_interval_s = poll_interval_s
+        self._poll_timeout_s = poll_timeout_s
+        self._metrics = metrics
+        self._turn = itertools.count()
+        self._poller: asyncio.Task[None] | None = None
+        for member in self._members:
+            self._publish(member)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, metrics: Metrics | None = None) -> WorkerPool:
+        clients = [
+            HTTPWorkerClient(url, connect_timeout_s=settings.worker_connect_timeout_s)
+            for url in settings.worker_urls
+        ]
+        return cls(
+            clients,
+            names=settings.worker_urls,
+            poll_interval_s=settings.worker_poll_interval_s,
+            metrics=metrics,
+        )
+
+    # --- lifecycle ---
+
+    async def start(self) -> None:
+        """Begin background readiness polling (idempotent)."""
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.create_task(self._poll_forever(), name="worker-pool-poll")
+
+    async def aclose(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+        for member in self._members:
+            await member.worker.aclose()
+
+    async def _poll_forever(self) -> None:
+        while True:
+            await self.poll_once()
+            await asyncio.sleep(self._poll_interval_s)
+
+    async def poll_once(self) -> list[WorkerReadiness | None]:
+        """Ask every worker for readiness at once; update health. None = unreachable."""
+        return list(await asyncio.gather(*(self._poll(m) for m in self._members)))
+
+    async def _poll(self, member: _Member) -> WorkerReadiness | None:
+        try:
+            async with asyncio.timeout(self._poll_timeout_s):
+                readiness = await member.worker.readiness()
+        except (ServiceError, TimeoutError, OSError) as exc:
+            self._set_health(member, False, f"readiness failed: {exc!r}")
+            return None
+        member.reported_load = readiness.running + readiness.waiting
+        self._set_health(member, readiness.ready, readiness.detail)
+        return readiness
+
+    def _set_health(self, member: _Member, healthy: bool, why: str) -> None:
+        if member.healthy != healthy:
+            _log.warning(
+                "worker %s is now %s (%s)", member.name, "healthy" if healthy else "unhealthy", why
+            )
+        member.healthy = healthy
+        self._publish(member)
+
+    def _publish(self, member: _Member) -> None:
+        if self._metrics is not None:
+            self._metrics.worker_healthy.labels(worker=member.name).set(int(member.healthy))
+            self._metrics.worker_inflight.labels(worker=member.name).set(member.inflight)
+
+    # --- routing ---
+
+    def _pick(self, tried: set[int]) -> _Member:
+        healthy = [m for m in self._members if m.healthy]
+        if not healthy:
+            if self._metrics is not None:
+                self._metrics.rejected_requests.labels(reason="no_worker").inc()
+            raise Unavailable("No worker is ready to serve requests.")
+        fresh = [m for m in healthy if id(m) not in tried] or healthy
+        turn = next(self._turn)
+        n = len(self._members)
+        return min(
+            fresh,
+            key=lambda m: (m.inflight, m.reported_load, (self._members.index(m) - turn) % n),
+        )
+
+    def _attempts(self) -> int:
+        # A single URL (a Kubernetes Service) still gets a second try: it may reach another pod.
+        return max(2, len(self._members))
+
+    def _acquire(self, member: _Member) -> None:
+        member.inflight += 1
+        self._publish(member)
+
+    def _release(self, member: _Member) -> None:
+        member.inflight -= 1
+        self._publish(member)
+
+    def _failed(self, member: _Member, exc: ServiceError) -> None:
+        _log.warning("worker %s failed before streaming: %s", member.name, exc.message)
+        if isinstance(exc, Unavailable):
+            self._set_health(member, False, exc.message)
+
+    async def chat(self, job: ChatJob) -> AsyncGenerator[ChatEvent, None]:  # type: ignore[override]
+        tried: set[int] = set()
+        last: ServiceError | None = None
+        for _ in range(self._attempts()):
+            member = self._pick(tried)
+            tried.add(id(member))
+            self._acquire(member)
+            events: AsyncIterator[ChatEvent] = aiter(member.worker.chat(job))
+            try:
+                first = await anext(events)
+            except StopAsyncIteration:
+                self._release(member)
+                return
+            except _RETRYABLE as exc:
+                self._release(member)
+                await _close(events)
+                self._failed(member, exc)
+                last = exc
+                continue
+            except BaseException:
+                self._release(member)
+                await _close(events)
+                raise
+            try:
+                yield first
+                async for event in events:
+                    yield event
+            finally:
+                await _close(events)
+                self._release(member)
+            return
+        assert last is not None
+        raise last
+
+    async def embed(self, job: EmbedJob) -> EmbedResult:
+        tried: set[int] = set()
+        last: ServiceError | None = None
+        for _ in range(self._attempts()):
+            member = self._pick(tried)
+            tried.add(id(member))
+            self._acquire(member)
+            try:
+                return await member.worker.embed(job)
+            except _RETRYABLE as exc:
+                self._failed(member, exc)
+                last = exc
+            finally:
+                self._release(member)
+        assert last is not None
+        raise last
+
+    async def models(self) -> list[ServedModel]:
+        last: ServiceError = Unavailable("No worker is ready to serve requests.")
+        for member in sorted(self._members, key=lambda m: not m.healthy):
+            try:
+                return await member.worker.models()
+            except _RETRYABLE as exc:
+                self._failed(member, exc)
+                last = exc
+        raise last
+
+    async def readiness(self) -> WorkerReadiness:
+        results = await self.poll_once()
+        ready = [r for r in results if r is not None and r.ready]
+        return WorkerReadiness(
+            ready=bool(ready),
+            detail=f"{len(ready)}/{len(results)} workers ready",
+            cache_degraded=any(r.cache_degraded for r in ready),
+            running=sum(r.running for r in ready),
+            waiting=sum(r.waiting for r in ready),
+        )
+
+
+async def _close(events: AsyncIterator[ChatEvent]) -> None:
+    aclose = getattr(events, "aclose", None)
+    if aclose is not None:
+        with contextlib.suppress(Exception):
+            await aclose()
