@@ -308,6 +308,8 @@ def make_head(dim: int, out_dim: int, dropout_slot: bool) -> nn.Sequential:
 
 
 class ImageBindNormalize(nn.Module):
+    """Index 0 of every postprocessor; `ImageBindModel.postprocess` does the same in float32."""
+
     def forward(self, x: Tensor) -> Tensor:
         return F.normalize(x, dim=-1)  # eps 1e-12
 
@@ -331,8 +333,8 @@ class ImageBindLogitScale(nn.Module):
         """exp(log_logit_scale) capped at 100, read from the weights."""
         return self.log_logit_scale.float().exp().clamp(max=self.max_scale)
 
-    def _apply(self, fn, recurse: bool = True):  # type: ignore[no-untyped-def]
-        super()._apply(fn, recurse)
+    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> ImageBindLogitScale:
+        super()._apply(fn, recurse)  # device moves and casts, then back to float32
         self.log_logit_scale.data = self.log_logit_scale.data.float()
         return self
 
@@ -413,11 +415,14 @@ class ImageBindModel(nn.Module):
                 for m in MODALITIES
             }
         )
-        heads: dict[str, nn.Module] = {
-            m: make_head(dims[m], cfg.out_embed_dim, dropout_slot=m == "imu") for m in MODALITIES
-        }
-        heads["text"] = ImageBindTextHead(dims["text"], cfg.out_embed_dim)
-        self.modality_heads = nn.ModuleDict(heads)
+        self.modality_heads = nn.ModuleDict(
+            {
+                m: ImageBindTextHead(dims[m], cfg.out_embed_dim)
+                if m == "text"
+                else make_head(dims[m], cfg.out_embed_dim, dropout_slot=m == "imu")
+                for m in MODALITIES
+            }
+        )
         self.modality_postprocessors = nn.ModuleDict(
             {
                 m: nn.Sequential(ImageBindNormalize(), ImageBindLogitScale(*_LOGIT_SCALE_INIT[m]))
