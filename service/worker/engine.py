@@ -213,3 +213,6 @@ class LLMEngine:
 
     def shutdown(self) -> None:
         self._engine.shutdown()
+        # AsyncLLM.__del__ shuts down again, and at interpreter exit that second
+        # call fails on torn-down module globals; once is enough.
+        self._engine.shutdown = lambda *args, **kwargs: None
