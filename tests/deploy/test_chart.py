@@ -3,6 +3,7 @@ the Kubernetes schemas, check the CRD objects by hand, and check the values guar
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -65,7 +66,16 @@ def test_manifests_validate_against_kubernetes_schemas(render, profile: Path) ->
         kubernetes_validate.validate(sample, KUBE_VERSIONS[0], strict=True)
 
 
-def test_profiles_cover_every_template(render) -> None:
+def test_profiles_render_every_template(helm: Path) -> None:
+    rendered = set()
+    for profile in PROFILES:
+        proc = run_helm(helm, "template", RELEASE, str(CHART), *profile_args(profile))
+        rendered |= set(re.findall(r"^# Source: pandagpt/templates/(\S+)$", proc.stdout, re.M))
+    templates = {p.name for p in (CHART / "templates").glob("*.yaml")} - {"validate.yaml"}
+    assert templates - rendered == set(), "no CI profile renders these templates"
+
+
+def test_profiles_cover_every_kind(render) -> None:
     kinds = set()
     for profile in PROFILES:
         kinds |= {m["kind"] for m in render(*profile_args(profile))}

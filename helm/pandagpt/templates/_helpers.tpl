@@ -190,12 +190,23 @@ imagePullSecrets:
   value: {{ max 0 (sub (int .grace) 10) | quote }}
 {{- end -}}
 
+{{/* pandagpt.envValue: one value as a quoted env string: maps and lists as JSON, whole floats as integers (YAML files give 67108864 as 6.7108864e+07). */}}
+{{- define "pandagpt.envValue" -}}
+{{- if or (kindIs "map" .) (kindIs "slice" .) -}}
+{{- toJson . | quote -}}
+{{- else if and (kindIs "float64" .) (eq . (floor .)) -}}
+{{- int64 . | toString | quote -}}
+{{- else -}}
+{{- toString . | quote -}}
+{{- end -}}
+{{- end -}}
+
 {{/* pandagpt.settingsEnv: a map of Settings field names to values, as PANDAGPT_<FIELD> env entries (null and "" skipped). */}}
 {{- define "pandagpt.settingsEnv" -}}
 {{- range $field, $value := . }}
 {{- if not (or (kindIs "invalid" $value) (and (kindIs "string" $value) (eq $value ""))) }}
 - name: {{ printf "PANDAGPT_%s" (upper $field) }}
-  value: {{ if or (kindIs "map" $value) (kindIs "slice" $value) }}{{ toJson $value | quote }}{{ else }}{{ toString $value | quote }}{{ end }}
+  value: {{ include "pandagpt.envValue" $value }}
 {{- end }}
 {{- end }}
 {{- end -}}
