@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -37,6 +38,8 @@ from encoders.imagebind.model import ImageBindModel
 if TYPE_CHECKING:
     from encoders.imagebind.tokenizer import CLIPTokenizer
     from encoders.media import MediaLimits
+
+logger = logging.getLogger(__name__)
 
 Want = Literal["pandagpt", "embed"]
 BatchKey = tuple[str, tuple[int, ...]]
@@ -309,7 +312,10 @@ class Encoder:
             elapsed = time.perf_counter() - started
             self.stats.forward_seconds += elapsed
         if self.on_batch is not None:
-            self.on_batch(batch_modality(key), len(batch), elapsed)
+            try:  # a broken metrics hook must not leave callers waiting
+                self.on_batch(batch_modality(key), len(batch), elapsed)
+            except Exception:
+                logger.exception("Encoder on_batch observer failed")
         self.stats.items += len(batch)
         self.stats.batch_sizes[len(batch)] += 1
         self.stats.batches_by_key[f"{key[0]}{list(key[1])}"] += 1

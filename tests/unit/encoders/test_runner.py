@@ -189,3 +189,16 @@ async def test_close_during_forward_fails_waiting_callers(model: ImageBindModel)
     await enc.aclose()
     with pytest.raises(RuntimeError, match="closed"):
         await task
+
+
+async def test_on_batch_observer(model: ImageBindModel) -> None:
+    seen: list[tuple[str, int, float]] = []
+
+    def observe(modality: str, size: int, seconds: float) -> None:
+        seen.append((modality, size, seconds))
+        raise RuntimeError("a broken hook")  # must not affect callers
+
+    async with Encoder(model, max_batch_size=4, max_wait_ms=100, on_batch=observe) as enc:
+        feats = await asyncio.gather(*(enc.encode_input("image", x) for x in images(2)))
+    assert len(feats) == 2
+    assert [(m, n) for m, n, _ in seen] == [("image", 2)] and seen[0][2] > 0
