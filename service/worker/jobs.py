@@ -50,4 +50,5 @@ def sampling_of(settings: SamplingSettings) -> Sampling:
         stop=tuple(settings.stop),
         presence_penalty=settings.presence_penalty,
         frequency_penalty=settings.frequency_penalty,
+        ignore_eos=settings.ignore_eos,
     )

@@ -56,11 +56,13 @@ class Sampling:
     stop: Sequence[str] = field(default_factory=tuple)
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
+    ignore_eos: bool = False  # benchmarks and tests: exactly max_tokens, no EOS/`###` stop
 
     @property
     def stop_strings(self) -> list[str]:
-        """User stops plus `###`, de-duplicated, order kept."""
-        return list(dict.fromkeys([*(s for s in self.stop if s), TURN_STOP]))
+        """User stops plus `###` (unless ignore_eos), de-duplicated, order kept."""
+        turn_stop = [] if self.ignore_eos else [TURN_STOP]
+        return list(dict.fromkeys([*(s for s in self.stop if s), *turn_stop]))
 
     def to_vllm(self, defaults: SamplingDefaults | None = None) -> Any:
         """vllm.SamplingParams (imported lazily: the gateway has no vLLM)."""
@@ -79,6 +81,7 @@ class Sampling:
             stop=self.stop_strings,
             presence_penalty=self.presence_penalty,
             frequency_penalty=self.frequency_penalty,
+            ignore_eos=self.ignore_eos,
             # Cumulative text lets StopHoldback decide what is safe to send.
             output_kind=RequestOutputKind.CUMULATIVE,
         )
