@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from service.cli import build_parser
-from tests.deploy.conftest import CHART
+from tests.deploy.conftest import CHART, find
 
 SCRIPT = CHART / "files" / "prepare-weights.sh"
 
@@ -41,7 +41,7 @@ def env(tmp_path: Path) -> dict[str, str]:
         "VICUNA_DIR": str(models / "vicuna"),
         "CACHE_DIR": str(models / "cache"),
         "VARIANT": "13b_max_len_400",
-        "DELTA_FILE": "13b_max_len_400/pytorch_model.pt",
+        "DELTA_FILE": "pandagpt_13b_max_len_400/pytorch_model.pt",
         "IMAGEBIND_FILE": "imagebind_huge.pth",
         "CONVERT_ARGS": "--keep-lora",
     }
@@ -77,7 +77,7 @@ def test_fetches_converts_then_does_nothing(env: dict[str, str]) -> None:
     convert_args = parser.parse_args(convert)
     assert convert_args.command == "convert" and convert_args.keep_lora
     assert str(convert_args.vicuna) == env["VICUNA_DIR"]
-    assert str(convert_args.delta) == f"{env['CACHE_DIR']}/13b_max_len_400/pytorch_model.pt"
+    assert str(convert_args.delta) == f"{env['CACHE_DIR']}/{env['DELTA_FILE']}"
     assert str(convert_args.output) == env["MODEL_DIR"] + ".partial"  # renamed when complete
     assert (Path(env["MODEL_DIR"]) / "pandagpt.json").is_file()
     assert not Path(env["MODEL_DIR"] + ".partial").exists()
@@ -85,3 +85,21 @@ def test_fetches_converts_then_does_nothing(env: dict[str, str]) -> None:
     again = run(env)
     assert again.returncode == 0 and "converted model found" in again.stdout
     assert len(calls(env)) == 2
+
+
+def test_chart_defaults_point_where_fetch_weights_writes(render, tmp_path: Path) -> None:
+    from service.weights import fetch
+
+    def fake_hub(repo_id: str, filename: str, local_dir: Path) -> Path:
+        local_dir.mkdir(parents=True)
+        (local_dir / filename).write_bytes(b"delta")
+        return local_dir / filename
+
+    records = fetch.fetch_weights("7b_max_len_1024", tmp_path, skip_imagebind=True, hub=fake_hub)
+    (delta_path,) = [r["path"] for r in records.values()]
+    (worker,) = find(render(), "Deployment", "worker")
+    (init,) = worker["spec"]["template"]["spec"]["initContainers"]
+    env = {e["name"]: e["value"] for e in init["env"]}
+    assert env["VARIANT"] == "7b_max_len_1024"
+    assert env["DELTA_FILE"] == delta_path
+    assert env["IMAGEBIND_FILE"] == fetch.IMAGEBIND_FILE
