@@ -8,7 +8,12 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from service.api import create_app
+from service.config import Settings
 from service.playground import router
+from tests.utils.fake_worker import ScriptedWorker
+
+KEY = "playground-unit-key-0123456789"
 
 
 @pytest.fixture(scope="module")
@@ -52,3 +57,19 @@ def test_page_loads_nothing_from_other_origins(client: TestClient) -> None:
     # The API is addressed relative to the page, so a path prefix in front of the gateway works.
     assert 'apiUrl("v1/chat/completions")' in script and 'apiUrl("v1/models")' in script
     assert "https://" not in script and "http://" not in script
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_gateway_serves_the_page_only_when_enabled(enabled: bool) -> None:
+    settings = Settings(enable_playground=enabled, log_json=False, api_keys=[KEY])
+    client = TestClient(create_app(settings, ScriptedWorker()))
+    assert client.get("/").status_code == (200 if enabled else 404)
+    assert client.get("/playground/static/app.js").status_code == (200 if enabled else 404)
+
+
+def test_page_needs_no_key_while_the_api_does() -> None:
+    settings = Settings(log_json=False, api_keys=[KEY])
+    client = TestClient(create_app(settings, ScriptedWorker()))
+    assert client.get("/").status_code == 200
+    assert client.get("/v1/models").status_code == 401
+    assert client.get("/v1/models", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
