@@ -68,6 +68,9 @@ def create_app(
         try:
             yield
         finally:
+            stop = getattr(worker, "stop", None)
+            if stop is not None:
+                await stop()
             if metrics_server is not None:
                 metrics_server.shutdown()
             await fetcher.aclose()

@@ -90,11 +90,16 @@ class WorkerPool(Worker):
         if self._poller is None or self._poller.done():
             self._poller = asyncio.create_task(self._poll_forever(), name="worker-pool-poll")
 
-    async def aclose(self) -> None:
+    async def stop(self) -> None:
+        """Stop polling (the app's lifespan ends); `start` may begin it again."""
         if self._poller is not None:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
+            self._poller = None
+
+    async def aclose(self) -> None:
+        await self.stop()
         for member in self._members:
             await member.worker.aclose()
 
