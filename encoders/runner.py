@@ -337,4 +337,5 @@ class Encoder:
             if "embed" in wants:
                 upstream = model.postprocess(tower, head, num_clips)
                 out["embed"] = F.normalize(upstream, dim=-1).cpu()
-            return [out[w][i] for i, w in enumerate(wants)]
+        # Cloned outside inference mode: callers may use them with autograd-enabled modules.
+        return [out[w][i].clone() for i, w in enumerate(wants)]

@@ -53,6 +53,7 @@ async def test_concurrent_calls_are_batched(model: ImageBindModel) -> None:
     with torch.inference_mode():
         for x, feat in zip(xs, got, strict=True):
             assert feat.shape == (32,) and feat.dtype == torch.float32
+            assert not feat.is_inference()
             assert_close(feat, model.pandagpt_features({"vision": x})["vision"][0])
 
 
