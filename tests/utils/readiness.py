@@ -13,7 +13,7 @@ def readiness(base_url: str) -> dict[str, object]:
     return body
 
 
-def engine_running(base_url: str, api_key: str | None = None) -> int:
+def engine_running(base_url: str) -> int:
     """Requests the engine is working on, as the worker's readiness reports them."""
     return int(readiness(base_url)["running"])  # type: ignore[call-overload]
 

@@ -1,0 +1,235 @@
+"""`pandagpt serve` end to end: one real process on demo weights, driven by the `openai` client.
+
+The server starts once for the module, with an API key set, its demo dir
+pointed at the session's demo weights (so the first-run path runs and finds
+them current) and no Redis (the in-memory cache).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from tests.utils.media import audio_part, data_url, image_part, url_part, user
+from tests.utils.processes import Process, base_env, free_port, media_server, start_pandagpt
+from tests.utils.readiness import engine_running
+
+pytestmark = pytest.mark.slow
+
+API_KEY = "e2e-secret-key-0001"
+SHORT = 8  # max_tokens for most calls: demo weights talk gibberish, only the path matters
+
+
+@pytest.fixture(scope="module")
+def server(demo_root: Path, e2e_logs: Path) -> Iterator[str]:
+    port = free_port()
+    env = base_env(
+        PANDAGPT_DEMO_DIR=str(demo_root),
+        PANDAGPT_API_KEYS=API_KEY,
+        PANDAGPT_HOST="127.0.0.1",
+        PANDAGPT_MAX_MODEL_LEN="1024",
+    )
+    proc: Process = start_pandagpt("serve", ["serve"], port=port, env=env, log_dir=e2e_logs)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        code = proc.stop(timeout=60)
+        assert code == 0, f"serve exited {code} on SIGTERM:\n{proc.log_tail()}"
+
+
+@pytest.fixture(scope="module")
+def client(server: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server}/v1", api_key=API_KEY, max_retries=0, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def model(client: openai.OpenAI) -> str:
+    return client.models.list().data[0].id
+
+
+def ask(client: openai.OpenAI, model: str, messages: list[dict], **kw: object) -> str:
+    kw.setdefault("max_tokens", SHORT)
+    reply = client.chat.completions.create(model=model, messages=messages, **kw)  # type: ignore[arg-type]
+    assert reply.choices[0].finish_reason in {"stop", "length"}
+    assert reply.usage is not None and reply.usage.prompt_tokens > 0
+    return reply.choices[0].message.content or ""
+
+
+# --- each modality, and mixtures ---
+
+
+def test_image(client: openai.OpenAI, model: str) -> None:
+    ask(client, model, [user("What is in this image?", image_part(data_url("bird_image.jpg")))])
+
+
+def test_audio(client: openai.OpenAI, model: str) -> None:
+    ask(client, model, [user("What do you hear?", audio_part("bird_audio.wav"))])
+
+
+def test_video(client: openai.OpenAI, model: str) -> None:
+    ask(client, model, [user("Describe the video.", url_part("video_url", data_url("a.mp4")))])
+
+
+def test_thermal(client: openai.OpenAI, model: str) -> None:
+    thermal = url_part("thermal_url", data_url("190662.jpg"))
+    ask(client, model, [user("What is warm here?", thermal)])
+
+
+def test_image_and_audio_in_one_message(client: openai.OpenAI, model: str) -> None:
+    parts = [image_part(data_url("dog_image.jpg")), audio_part("dog_audio.wav")]
+    ask(client, model, [user("Do these match?", *parts)])
+
+
+def test_multi_turn(client: openai.OpenAI, model: str) -> None:
+    messages = [
+        {"role": "system", "content": "You are a helpful assistant."},
+        user("What is this?", image_part(data_url("car_image.jpg"))),
+        {"role": "assistant", "content": "A car."},
+        user("What colour is it?"),
+    ]
+    ask(client, model, messages)
+
+
+def test_text_only(client: openai.OpenAI, model: str) -> None:
+    ask(client, model, [{"role": "user", "content": "Hello there"}])
+
+
+# --- generation parameters ---
+
+
+def test_streaming_with_usage(client: openai.OpenAI, model: str) -> None:
+    stream = client.chat.completions.create(
+        model=model,
+        messages=[user("Tell me about this.", image_part(data_url("bird_image.jpg")))],
+        max_tokens=SHORT,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    usage = [c.usage for c in chunks if c.usage is not None]
+    assert len(usage) == 1 and chunks[-1].usage is not None and not chunks[-1].choices
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
+    assert finishes[-1] in {"stop", "length"}
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert usage[0].completion_tokens >= 1
+    assert usage[0].total_tokens == usage[0].prompt_tokens + usage[0].completion_tokens
+    assert isinstance(text, str)
+
+
+def test_n_choices(client: openai.OpenAI, model: str) -> None:
+    reply = client.chat.completions.create(
+        model=model, messages=[user("Hi")], max_tokens=SHORT, n=2, temperature=1.0, top_p=1.0
+    )
+    assert sorted(c.index for c in reply.choices) == [0, 1]
+
+
+def test_stop_sequence(client: openai.OpenAI, model: str) -> None:
+    messages = [user("Count for me.")]
+    full = ask(client, model, messages, temperature=0.0, max_tokens=24)
+    if len(full.strip()) < 4:
+        pytest.skip(f"greedy demo output too short to cut: {full!r}")
+    stop = full.strip()[2:4]
+    cut = ask(client, model, messages, temperature=0.0, max_tokens=24, stop=[stop])
+    assert cut == full[: full.index(stop)]
+
+
+def test_seed_reproducible(client: openai.OpenAI, model: str) -> None:
+    kw: dict[str, object] = {"temperature": 1.0, "top_p": 1.0, "seed": 1234, "max_tokens": 16}
+    first = ask(client, model, [user("Say something.")], **kw)
+    second = ask(client, model, [user("Say something.")], **kw)
+    assert first == second
+
+
+# --- embeddings and models ---
+
+
+def test_embeddings(client: openai.OpenAI, model: str) -> None:
+    result = client.embeddings.create(model=model, input=["a bird", "a dog"])
+    vectors = [d.embedding for d in result.data]
+    assert len(vectors) == 2 and len(vectors[0]) == len(vectors[1]) > 0
+    norm = sum(x * x for x in vectors[0]) ** 0.5
+    assert abs(norm - 1.0) < 1e-3  # ImageBind embeddings are L2-normalised
+
+
+def test_models(client: openai.OpenAI, model: str) -> None:
+    ids = [m.id for m in client.models.list().data]
+    assert model in ids
+
+
+# --- errors ---
+
+
+def test_unknown_model_is_404(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as info:
+        client.chat.completions.create(model="no-such-model", messages=[user("Hi")])
+    assert info.value.status_code == 404
+    assert info.value.body["code"] == "model_not_found"  # type: ignore[index]
+
+
+def test_bad_media_is_400_with_reason(client: openai.OpenAI, model: str) -> None:
+    junk = "data:image/jpeg;base64,bm90IGFuIGltYWdl"  # "not an image"
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model=model, messages=[user("Hi", image_part(junk))])
+    body = info.value.body
+    assert isinstance(body, dict) and str(body["code"]).startswith("media_"), body
+    assert body["type"] == "invalid_request_error"
+
+
+def test_wrong_type_is_400_with_param(client: openai.OpenAI, model: str) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(
+            model=model,
+            messages=[user("Hi")],
+            max_tokens="many",  # type: ignore[arg-type]
+        )
+    body = info.value.body
+    assert isinstance(body, dict) and body["param"] == "max_tokens", body
+
+
+def test_missing_key_is_401(server: str, model: str) -> None:
+    anonymous = openai.OpenAI(base_url=f"{server}/v1", api_key="wrong-key-9999", max_retries=0)
+    with pytest.raises(openai.AuthenticationError) as info:
+        anonymous.chat.completions.create(model=model, messages=[user("Hi")])
+    assert info.value.status_code == 401
+    bare = httpx.post(f"{server}/v1/chat/completions", json={"model": model, "messages": []})
+    assert bare.status_code == 401
+    assert bare.json()["error"]["type"] == "authentication_error"
+
+
+def test_private_media_url_is_refused(client: openai.OpenAI, model: str) -> None:
+    media_dir = Path(__file__).resolve().parents[1] / "fixtures" / "media"
+    with media_server(media_dir) as base, pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(
+            model=model, messages=[user("Hi", image_part(f"{base}/bird_image.jpg"))]
+        )
+    body = info.value.body
+    assert isinstance(body, dict) and body["code"] == "media_blocked_address", body
+
+
+# --- disconnects ---
+
+
+def test_disconnect_aborts_generation(server: str, client: openai.OpenAI, model: str) -> None:
+    stream = client.chat.completions.create(
+        model=model,
+        messages=[user("Talk for a long time.")],
+        max_tokens=900,
+        stream=True,
+        extra_body={"ignore_eos": True},
+    )
+    received = 0
+    for chunk in stream:
+        received += bool(chunk.choices and chunk.choices[0].delta.content)
+        if received >= 3:
+            break
+    assert engine_running(server) >= 1
+    stream.close()
+    deadline = time.monotonic() + 10
+    while engine_running(server) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert engine_running(server) == 0
