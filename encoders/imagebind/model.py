@@ -466,9 +466,10 @@ class ImageBindModel(nn.Module):
 
     def embed_tokens(self, modality: str, x: Tensor) -> Tensor:
         """Trunk input `[N, L, D]`: stem, stem LayerNorm, CLS, positional embedding."""
+        preprocessor = self.modality_preprocessors[modality]
         if x.is_floating_point():
-            x = x.to(self.modality_trunks[modality].blocks[0].norm_1.weight.dtype)
-        return self.modality_preprocessors[modality](x)
+            x = x.to(next(preprocessor.parameters()).dtype)
+        return preprocessor(x)
 
     def run_trunk(self, modality: str, tokens: Tensor) -> Tensor:
         """Trunk output `[N, L, D]` (vision's pre-transformer LayerNorm included)."""
@@ -499,7 +500,9 @@ class ImageBindModel(nn.Module):
         x = F.normalize(head.float(), dim=-1)  # (N, out)
         scale = self.logit_scale(modality)
         if scale is not None and not (pandagpt and modality == "audio"):
-            x = x * scale  # text/audio/depth/thermal/imu logit scale (audio: upstream only)
+            # The weights' scale (released values): text ×trained, audio ×20 (upstream only;
+            # PandaGPT drops it), depth ×5, thermal ×10, imu ×5. Vision has none.
+            x = x * scale
         if num_clips is not None:
             x = x.view(-1, num_clips, x.shape[-1]).mean(dim=1)  # (B, S, out) -> (B, out)
         return x
