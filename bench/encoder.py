@@ -7,10 +7,12 @@ GPU (one command, about 1–3 minutes on an H100; random weights at huge size):
 CPU smoke run (a tiny config, seconds): `python -m bench.encoder --quick`.
 
 What is timed: `ImageBindModel.pandagpt_features` on device-resident random
-inputs (no preprocessing, no host transfer), median of `--iters` runs after
-`--warmup` runs, with device synchronisation. Modes: `eager` (SDPA), `graph`
-(CUDA-graph replay of the eager forward, small batches), `compile`
-(`torch.compile`, default mode). Items: vision = images, audio = audio items
+inputs (no preprocessing, no host transfer): the median of up to `--iters` runs
+(at least 3; fewer once a row has run `--row-budget` seconds) after `--warmup`
+runs, with device synchronisation. Graph and compile rows that would start
+after `--time-budget` seconds are skipped, so the whole run stays under ~4 min.
+Modes: `eager` (SDPA), `graph` (CUDA-graph replay of the eager forward, small
+batches), `compile` (`torch.compile`, default mode). Items: vision = images, audio = audio items
 of 3 two-second clips, video = videos of 15 clips (5 times × 3 crops).
 """
 
@@ -122,13 +124,15 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_fn(fn: Callable[[], object], device: torch.device, warmup: int, iters: int) -> float:
-    """Median seconds per call."""
+def time_fn(
+    fn: Callable[[], object], device: torch.device, warmup: int, iters: int, row_budget_s: float
+) -> float:
+    """Median seconds per call; fewer iterations (at least 3) for slow calls."""
     for _ in range(warmup):
         fn()
     sync(device)
-    times = []
-    for _ in range(iters):
+    times: list[float] = []
+    while len(times) < iters and (len(times) < 3 or sum(times) < row_budget_s):
         start = time.perf_counter()
         fn()
         sync(device)
@@ -185,7 +189,7 @@ def measure(
                 def call() -> object:
                     return fn(x)
 
-            seconds = time_fn(call, device, args.warmup, args.iters)
+            seconds = time_fn(call, device, args.warmup, args.iters, args.row_budget)
     except Exception as exc:  # one failing mode must not lose the rest of the table
         row.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
         return row
@@ -255,8 +259,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="default bf16 on GPU")
     p.add_argument("--quick", action="store_true", help="tiny config, few iterations (CPU smoke)")
     p.add_argument("--paths", default="vision,audio,video")
-    p.add_argument("--batches", default="1,8,32,64", help="vision and audio batch sizes")
-    p.add_argument("--video-batches", default="1,4", help="videos of 15 clips each")
+    p.add_argument("--batches", default=None, help="vision/audio batches (GPU: 1,8,32,64)")
+    p.add_argument("--video-batches", default=None, help="15-clip videos (GPU: 1,8,32,64)")
+    p.add_argument("--row-budget", type=float, default=1.5, help="timed seconds per row")
     p.add_argument("--warmup", type=int, default=None)
     p.add_argument("--iters", type=int, default=None)
     p.add_argument("--compile", action="store_true", help="also time torch.compile")
@@ -279,6 +284,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:
         args.batches, args.video_batches = "1,2", "1"
         args.compile_batches, args.graph_batches = "1", "1"
+    args.batches = args.batches or ("1,8,32,64" if on_gpu else "1,8,32")
+    args.video_batches = args.video_batches or ("1,8,32,64" if on_gpu else "1,4")
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
     args.iters = args.iters if args.iters is not None else (2 if args.quick else 10)
     return args
