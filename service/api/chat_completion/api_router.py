@@ -8,6 +8,7 @@ from starlette.responses import Response
 from service.api.chat_completion.protocol import ChatCompletionRequest
 from service.api.chat_completion.serving import ChatServing
 from service.api.deps import AuthDep, RequestIdDep
+from service.api.disconnect import cancel_on_disconnect
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 
@@ -17,4 +18,6 @@ async def create_chat_completion(
     body: ChatCompletionRequest, raw: Request, request_id: RequestIdDep, _: AuthDep
 ) -> Response:
     serving: ChatServing = raw.app.state.chat_serving
-    return await serving.create(body, request_id)
+    if body.stream:  # the stream watches for the disconnect itself
+        return await serving.create(body, request_id)
+    return await cancel_on_disconnect(raw, serving.create(body, request_id))

@@ -10,6 +10,7 @@ import asyncio
 import base64
 import hashlib
 import time
+from collections.abc import Sequence
 
 from service.api.admission import Admission
 from service.api.chat_completion.protocol import PART_MODALITY, InputAudioPart, TextPart
@@ -101,7 +102,7 @@ class EmbeddingServing:
         )
         return EmbeddingResponse(data=data, model=model.id, usage=usage)
 
-    async def _inputs(self, raw: list[object]) -> list[str | MediaItem]:
+    async def _inputs(self, raw: Sequence[object]) -> list[str | MediaItem]:
         n_media = sum(1 for item in raw if not isinstance(item, str | TextPart))
         if n_media > self.settings.max_media_items:
             raise InvalidRequest(

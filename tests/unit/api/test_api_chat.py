@@ -322,3 +322,11 @@ def test_request_timeout_is_504(gateway_factory: GatewayFactory) -> None:
         assert response.status_code == 504
         assert response.json()["error"]["type"] == "timeout_error"
         assert worker.aborted.wait(5)
+
+
+def test_client_leaving_a_non_streaming_request_aborts_it(gateway_factory: GatewayFactory) -> None:
+    worker = ScriptedWorker(forever)
+    with gateway_factory(worker) as gw:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{gw.url}/v1/chat/completions", json={"messages": USER}, timeout=0.5)
+        assert worker.aborted.wait(5), "generation kept running after the client left"
