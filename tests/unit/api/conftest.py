@@ -41,7 +41,7 @@ def gateway_factory() -> GatewayFactory:
     def make(
         worker: ScriptedWorker | None = None, *, fetcher: Any = None, **overrides: Any
     ) -> Iterator[Gateway]:
-        settings = Settings(enable_playground=False, log_json=False, **overrides)
+        settings = Settings(**{"enable_playground": False, "log_json": False, **overrides})
         worker = worker or ScriptedWorker()
         metrics = Metrics()
         fetch = fetcher(settings, metrics) if fetcher else MediaFetcher(settings, metrics)

@@ -186,3 +186,20 @@ def test_metrics_on_own_port(gateway_factory: GatewayFactory) -> None:
     with gateway_factory(metrics_port=port, host="127.0.0.1") as gw:
         assert httpx.get(f"{gw.url}/metrics").status_code == 404
         assert "pandagpt_http_requests_total" in httpx.get(f"http://127.0.0.1:{port}/metrics").text
+
+
+def test_playground_and_cors_preflight_stay_open(gateway_factory: GatewayFactory) -> None:
+    origin = "https://app.example"
+    with gateway_factory(api_keys=[KEY], enable_playground=True, cors_origins=origin) as gw:
+        assert httpx.get(f"{gw.url}/").status_code == 200
+        preflight = httpx.options(
+            f"{gw.url}/v1/chat/completions",
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type",
+            },
+        )
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == origin
+        assert httpx.post(f"{gw.url}/v1/chat/completions", json={}).status_code == 401
