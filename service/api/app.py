@@ -37,6 +37,7 @@ from service.api.routes import health
 from service.api.routes import metrics as metrics_route
 from service.cache.base import EmbeddingCache
 from service.config import Settings
+from service.gateway.pool import WorkerPool
 from service.metrics import Metrics
 from service.worker.base import Worker
 
@@ -61,16 +62,14 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        start = getattr(worker, "start", None)
-        if start is not None:  # WorkerPool: begin readiness polling
-            await start()
+        if isinstance(worker, WorkerPool):  # readiness polling lives with the app
+            await worker.start()
         metrics_server = _start_metrics_server(settings, metrics)
         try:
             yield
         finally:
-            stop = getattr(worker, "stop", None)
-            if stop is not None:
-                await stop()
+            if isinstance(worker, WorkerPool):
+                await worker.stop()
             if metrics_server is not None:
                 metrics_server.shutdown()
             await fetcher.aclose()
