@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+import shutil
+import ssl
+import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -210,3 +213,45 @@ def test_refusal_through_the_api_is_400_and_counted(gateway: Gateway) -> None:
     assert error["param"] == "messages.0.content.0.image_url.url"
     assert gateway.metric("pandagpt_media_fetch_failures_total", {"reason": "blocked_address"}) == 1
     assert not gateway.worker.jobs
+
+
+@pytest.fixture(scope="module")
+def tls_media_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, str]]:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl CLI not installed (needed to make a test certificate)")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=media.test",
+         "-addext", "subjectAltName=DNS:media.test"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    server = ThreadingHTTPServer(("127.0.0.1", 0), MediaHandler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1], str(cert)
+    server.shutdown()
+
+
+async def test_https_pinned_keeps_sni_and_certificate_name(
+    tls_media_server: tuple[int, str],
+) -> None:
+    port, cafile = tls_media_server
+
+    async def resolver(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"]
+
+    def make(domain: str) -> MediaFetcher:
+        transport = httpx.AsyncHTTPTransport(verify=ssl.create_default_context(cafile=cafile))
+        settings = Settings(media_allow_domains=[domain])
+        return MediaFetcher(settings, Metrics(), resolver=resolver, transport=transport)
+
+    good = make("media.test")
+    # Connected to 127.0.0.1, yet the certificate was checked against media.test.
+    assert await good.fetch(f"https://media.test:{port}/img.png", "image", param="p") == PNG
+    await good.aclose()
+    await refused(make("other.test"), f"https://other.test:{port}/img.png", "connect")
