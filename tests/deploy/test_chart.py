@@ -71,7 +71,8 @@ def test_profiles_render_every_template(helm: Path) -> None:
     for profile in PROFILES:
         proc = run_helm(helm, "template", RELEASE, str(CHART), *profile_args(profile))
         rendered |= set(re.findall(r"^# Source: pandagpt/templates/(\S+)$", proc.stdout, re.M))
-    templates = {p.name for p in (CHART / "templates").glob("*.yaml")} - {"validate.yaml"}
+    base = CHART / "templates"
+    templates = {str(p.relative_to(base)) for p in base.rglob("*.yaml")} - {"validate.yaml"}
     assert templates - rendered == set(), "no CI profile renders these templates"
 
 
@@ -326,3 +327,14 @@ def test_helpers_are_prefixed_and_commented() -> None:
             name = line.split('"')[1]
             assert name.startswith("pandagpt."), name
             assert text[i - 1].startswith(f"{{{{/* {name}: "), f"{name} lacks a one-line comment"
+
+
+def test_helm_test_pod_checks_readiness_with_a_key(render) -> None:
+    (pod,) = [m for m in render() if m["kind"] == "Pod"]
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    (check,) = pod["spec"]["containers"]
+    script = check["command"][-1]
+    assert "/health/ready" in script and "/v1/models" in script
+    (gateway,) = find(render(), "Deployment", "gateway")
+    assert check["image"] == gateway["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert pod["spec"]["volumes"][0]["secret"]["items"][0]["path"] == "key"
