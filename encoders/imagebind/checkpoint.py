@@ -13,6 +13,7 @@ writes `imagebind_config.json` beside the weights.
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import torch
@@ -39,10 +40,26 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
         raise CheckpointError(f"{path}: no such file")
     if path.suffix == ".safetensors":
         return load_file(path, device="cpu")
-    obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    try:
+        obj = _torch_load(path)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError) as exc:
+        raise CheckpointError(
+            f"{path}: not a torch checkpoint of plain tensors ({type(exc).__name__}; "
+            "pickled code is never loaded)"
+        ) from exc
     if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
         raise CheckpointError(f"{path}: expected a flat state dict of tensors")
     return obj
+
+
+def _torch_load(path: Path) -> object:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as exc:
+        if "mmap" not in str(exc):
+            raise
+    # Files from before torch's zipfile format cannot be memory-mapped.
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def check_state_dict(model: ImageBindModel, state_dict: dict[str, Tensor]) -> None:

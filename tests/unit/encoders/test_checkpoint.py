@@ -108,3 +108,18 @@ def test_non_state_dict_file_is_refused(tmp_path: Path, tiny_config) -> None:
         load_imagebind(path, tiny_config)
     with pytest.raises(CheckpointError, match="no such file"):
         load_imagebind(tmp_path / "nope.pth", tiny_config)
+
+
+def test_legacy_pth_without_mmap_support(tmp_path: Path, tiny_state, tiny_config) -> None:
+    path = tmp_path / "legacy.pth"
+    torch.save(tiny_state, path, _use_new_zipfile_serialization=False)
+    model = load_imagebind(path, tiny_config)
+    key = "modality_heads.vision.2.weight"
+    assert torch.equal(model.state_dict()[key], tiny_state[key])
+
+
+def test_garbage_file_is_refused(tmp_path: Path, tiny_config) -> None:
+    path = tmp_path / "garbage.pth"
+    path.write_bytes(b"not a checkpoint at all\n" * 10)
+    with pytest.raises(CheckpointError, match=r"garbage\.pth"):
+        load_imagebind(path, tiny_config)
