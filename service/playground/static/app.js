@@ -82,6 +82,7 @@ async function errorFromResponse(response) {
 }
 
 function describeError(err) {
+  if (err instanceof SyntaxError) return `The server sent an event this page could not read: ${err.message}`;
   if (!(err instanceof ApiError)) return `Could not reach the server: ${err.message}`;
   // e.g. "Error 400 (invalid_request_error, corrupt): Image could not be decoded. Parameter: messages[0]"
   const tags = [err.type, err.code].filter(Boolean);
@@ -432,6 +433,7 @@ async function send() {
   setStatus("Generating…");
   const started = performance.now();
   let answer = "";
+  let restored = false;
   try {
     const result = await streamChat(body, state.controller.signal, (piece) => {
       answer += piece;
@@ -451,22 +453,26 @@ async function send() {
       showError(view, describeError(err));
       view.meta.textContent = "Not kept in the conversation.";
       setStatus("The request failed; see the message above.", true);
-      if (!answer) restoreDraft(text, attachments);
+      if (!answer) restored = restoreDraft(text, attachments);
     }
   } finally {
     view.article.removeAttribute("aria-busy");
     setBusy(false);
+    // The previews' blob: URLs are only needed again when the draft came back.
+    if (!restored) for (const att of attachments) URL.revokeObjectURL(att.objectUrl);
   }
 }
 
-// Puts a failed message back in the composer so the user can fix it and resend.
+// Puts a failed message back in the composer so the user can fix it and resend;
+// not when the user has already started a new one.
 function restoreDraft(text, attachments) {
-  if (el.prompt.value || state.attachments.length) return;
+  if (el.prompt.value || state.attachments.length) return false;
   el.prompt.value = text;
   for (const att of attachments) {
     state.attachments.push(att);
     el.attachments.append(renderAttachment(att));
   }
+  return true;
 }
 
 function summary(result, elapsedMs) {
