@@ -130,6 +130,10 @@ def test_math_attention_matches_sdpa(tiny) -> None:
             )
 
 
+# Observed on CPU: fp16 ≤ 1.3e-3, bf16 ≤ 1.2e-2 relative max difference.
+HALF_TOL = {torch.float16: 5e-3, torch.bfloat16: 3e-2}
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_runs(tiny, dtype: torch.dtype) -> None:
     model, io, inputs = tiny
@@ -138,13 +142,13 @@ def test_half_precision_runs(tiny, dtype: torch.dtype) -> None:
     half.to(dtype)
     assert half.modality_postprocessors["thermal"][1].log_logit_scale.dtype == torch.float32
     with torch.inference_mode():
-        for case in ("vision", "text", "audio", "thermal"):
+        for case in CASES:
             modality = "vision" if case.startswith("vision") else case
             out = half({modality: inputs[case]})[modality]
             ref = io[f"{case}.upstream"]
             assert out.dtype == torch.float32
             err = (out - ref).abs().max().item() / ref.abs().max().item()
-            assert err < 5e-2, f"{case} {dtype}: relative max diff {err:.3e}"
+            assert err < HALF_TOL[dtype], f"{case} {dtype}: relative max diff {err:.3e}"
 
 
 def test_five_dim_vision_is_refused(tiny) -> None:
@@ -157,9 +161,11 @@ def test_five_dim_vision_is_refused(tiny) -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize(
     ("dtype", "rel_tol"),
-    [(torch.float32, 2e-4), (torch.float16, 2e-2), (torch.bfloat16, 5e-2)],
+    [(torch.float32, 2e-4), (torch.float16, 5e-3), (torch.bfloat16, 3e-2)],
 )
-def test_cuda_matches_reference(tiny, dtype: torch.dtype, rel_tol: float) -> None:
+def test_cuda_matches_reference(tiny, dtype: torch.dtype, rel_tol: float, monkeypatch) -> None:
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # fp32 stems exact-ish
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     model, io, inputs = tiny
     gpu = ImageBindModel(model.config).eval()
     gpu.load_state_dict(model.state_dict(), strict=True)
