@@ -1,7 +1,8 @@
 """What a media file is, from its first bytes, and which files each modality takes.
 
 Content-Type headers and data: URL types are claims; the magic bytes decide.
-The table is deliberately small: the formats the encoders decode.
+The table is deliberately small: the formats the encoders decode (it mirrors
+`encoders.media.sniff`, which the gateway cannot import: that package needs torch).
 """
 
 from __future__ import annotations
@@ -11,16 +12,18 @@ _IMAGE = frozenset(
 )
 _AUDIO = frozenset(
     {"audio/wav", "audio/flac", "audio/mpeg", "audio/aac", "audio/ogg", "audio/mp4"}
-    | {"video/mp4", "video/webm", "video/x-matroska"}  # audio tracks in video containers
+    # audio tracks in video containers
+    | {"video/mp4", "video/quicktime", "video/webm", "video/x-matroska"}
 )
 _VIDEO = frozenset(
     {"video/mp4", "video/quicktime", "video/webm", "video/x-matroska", "video/x-msvideo"}
+    | {"audio/mp4", "audio/ogg"}  # MPEG-4 and Ogg brands say little about the tracks
 )
 
 ACCEPTED: dict[str, frozenset[str]] = {
     "image": _IMAGE,
     "thermal": _IMAGE,
-    "depth": _IMAGE | {"application/x-npy"},
+    "depth": _IMAGE,  # a single-channel (disparity) image; the encoder checks the mode
     "audio": _AUDIO,
     "video": _VIDEO,
     "imu": frozenset({"application/x-npy", "text/csv"}),
@@ -49,13 +52,15 @@ def sniff(data: bytes) -> str | None:
     for offset, magic, media_type in _SIGNATURES:
         if data[offset : offset + len(magic)] == magic:
             return media_type
-    if data[:4] == b"RIFF" and len(data) >= 12:
+    if data[:4] in (b"RIFF", b"RF64") and len(data) >= 12:
         return _RIFF.get(data[8:12])
     if data[4:8] == b"ftyp":
         brand = data[8:12]
         if brand in _AUDIO_BRANDS:
             return "audio/mp4"
         return "video/quicktime" if brand == b"qt  " else "video/mp4"
+    if data[4:8] in (b"moov", b"mdat", b"wide", b"free", b"skip"):
+        return "video/quicktime"  # QuickTime files that predate the ftyp box
     if data[:4] == b"\x1a\x45\xdf\xa3":  # EBML: Matroska or its WebM profile
         return "video/webm" if b"webm" in data[:64] else "video/x-matroska"
     if len(data) >= 2 and data[0] == 0xFF:

@@ -154,8 +154,8 @@ def test_content_parts_of_each_kind(gateway: Gateway) -> None:
         {"type": "audio_url", "audio_url": {"url": url(wav, "audio/wav")}},
         {"type": "video_url", "video_url": {"url": url(media_bytes.mp4(), "video/mp4")}},
         {"type": "thermal_url", "thermal_url": {"url": url(png, "image/png")}},
-        {"type": "depth_url", "depth_url": {"url": url(media_bytes.npy(), "application/x-npy")}},
-        {"type": "imu_url", "imu_url": {"url": url(media_bytes.csv(), "text/csv")}},
+        {"type": "depth_url", "depth_url": {"url": url(png, "image/png")}},
+        {"type": "imu_url", "imu_url": {"url": url(media_bytes.npy(), "application/x-npy")}},
         {"type": "text", "text": "and listen"},
     ]  # fmt: skip
     reply = gateway.client().chat.completions.create(

@@ -255,3 +255,14 @@ async def test_https_pinned_keeps_sni_and_certificate_name(
     assert await good.fetch(f"https://media.test:{port}/img.png", "image", param="p") == PNG
     await good.aclose()
     await refused(make("other.test"), f"https://other.test:{port}/img.png", "connect")
+
+
+async def test_csv_imu_and_npy_depth() -> None:
+    f = fetcher()
+    csv = media_bytes.data_url(media_bytes.csv(), "text/csv")
+    assert await f.fetch(csv, "imu", param="p") == media_bytes.csv()
+    npy = media_bytes.data_url(media_bytes.npy(), "application/octet-stream")
+    with pytest.raises(MediaInvalid) as info:
+        await f.fetch(npy, "depth", param="p")
+    assert info.value.reason == "unsupported_format"
+    await f.aclose()
