@@ -7,7 +7,6 @@ CI run leaves something to look at.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,7 +32,6 @@ def launch_chromium() -> Iterator[Browser]:
     executable = chromium_path()
     if executable is None:
         raise RuntimeError("chromium not found on PATH; run scripts/setup.sh")
-    os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
