@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Request, expect
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    FilePayload,
+    Page,
+    Request,
+    ViewportSize,
+    expect,
+)
 
 from tests.utils.browser import LAPTOP, PHONE, chromium_path, launch_chromium, screenshot
 from tests.utils.processes import base_env, free_port, start_pandagpt
@@ -49,8 +57,8 @@ def browser() -> Iterator[Browser]:
         yield browser
 
 
-def _context(browser: Browser, *, viewport: dict[str, int], with_key: bool) -> BrowserContext:
-    context = browser.new_context(viewport=viewport)  # type: ignore[arg-type]
+def _context(browser: Browser, *, viewport: ViewportSize, with_key: bool) -> BrowserContext:
+    context = browser.new_context(viewport=viewport)
     if with_key:
         # As if the user had entered the key on an earlier visit.
         context.add_init_script(f"localStorage.setItem({KEY_STORAGE!r}, {API_KEY!r})")
@@ -244,8 +252,12 @@ def test_stop_aborts_the_stream_and_clear_starts_over(page: Page) -> None:
 
 
 def test_corrupt_file_shows_a_readable_error(page: Page) -> None:
-    garbage = {"name": "x.jpg", "mimeType": "image/jpeg", "buffer": b"definitely not a jpeg" * 8}
-    page.set_input_files("#file-input", files=[garbage])  # type: ignore[list-item]
+    garbage: FilePayload = {
+        "name": "x.jpg",
+        "mimeType": "image/jpeg",
+        "buffer": b"definitely not a jpeg" * 8,
+    }
+    page.set_input_files("#file-input", files=[garbage])
     _ask(page, "What is this?")
     error = page.locator(".message.assistant .error[role=alert]")
     expect(error).to_be_visible(timeout=ANSWER_TIMEOUT_MS)
