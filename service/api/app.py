@@ -6,8 +6,8 @@ many apps side by side. The caller owns `worker` and `cache` and closes them
 after the server stops (in `serve` the worker outlives the app's lifespan);
 the app closes what it made (the media fetcher, the metrics server).
 
-Middleware, outermost first: request id → metrics/access log → CORS → body
-limit → auth → routes.
+Middleware, outermost first: request id → metrics/access log → CORS → auth →
+body limit → routes.
 """
 
 from __future__ import annotations
@@ -110,11 +110,12 @@ def create_app(
 
         app.include_router(playground_router)
 
-    # add_middleware wraps: the last added runs first.
+    # add_middleware wraps: the last added runs first. Auth runs before the body is
+    # read, so an unauthenticated client cannot make us buffer a large body.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, metrics=metrics)
     app.add_middleware(
         AuthMiddleware, store=KeyStore(settings.api_keys, settings.api_key_file), metrics=metrics
     )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, metrics=metrics)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

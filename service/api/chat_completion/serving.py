@@ -181,6 +181,10 @@ class ChatServing:
             )
         try:
             body = await _aggregate(run, first, cid, created, model.id, request.n)
+        except Exception:
+            if run.outcome != "timeout":
+                run.outcome = "error"
+            raise
         finally:
             await run.close()
         return JSONResponse(body.model_dump(mode="json"))

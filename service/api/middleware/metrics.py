@@ -44,7 +44,10 @@ class MetricsMiddleware:
             method = scope["method"]
             self.metrics.http_requests.labels(route=label, method=method, status=str(status)).inc()
             self.metrics.http_request_duration.labels(route=label).observe(elapsed)
-            _log.info(
+            # Probes and scrapes arrive every few seconds: keep them out of the info log.
+            level = logging.DEBUG if label.startswith(("/health", "/metrics")) else logging.INFO
+            _log.log(
+                level,
                 "%s %s %d %.1fms",
                 method,
                 scope["path"],
