@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from functools import cache
 from typing import Any
 
+import promql_parser
 import pytest
 import yaml
 from prometheus_client import Counter, Gauge, Histogram
@@ -250,25 +251,60 @@ def dashboard_exprs() -> list[str]:
     return [t["expr"] for p in panels for t in p.get("targets", [])]
 
 
+GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$namespace": ".*"}
+
+
+def parse(expr: str) -> Any:
+    """The PromQL AST (promql-parser, Prometheus' own grammar); Grafana variables filled in."""
+    for variable, value in GRAFANA_VARIABLES.items():
+        expr = expr.replace(variable, value)
+    try:
+        return promql_parser.parse(expr)
+    except ValueError as exc:
+        pytest.fail(f"PromQL syntax error ({exc}) in: {expr}")
+
+
+def walk(node: Any) -> Iterator[Any]:
+    yield node
+    for attr in ("lhs", "rhs", "expr", "param", "vector_selector"):
+        child = getattr(node, attr, None)
+        if child is not None and not isinstance(child, str | int | float):
+            yield from walk(child)
+    if isinstance(node, promql_parser.Call):
+        for arg in node.args:
+            yield from walk(arg)
+
+
+def selectors(node: Any) -> list[Any]:
+    return [n for n in walk(node) if isinstance(n, promql_parser.VectorSelector)]
+
+
 def used_metrics(expr: str) -> set[str]:
-    return set(re.findall(r"\bpandagpt_[a-zA-Z0-9_]+", expr))
+    return {s.name for s in selectors(parse(expr)) if s.name}
 
 
 def check_expr(expr: str) -> list[str]:
+    """Metric names, matcher labels and grouping labels of `expr` against the export."""
     problems = []
     series = exported()
-    names = used_metrics(expr)
-    for name in names - set(series):
-        problems.append(f"{name} is not exported by service.metrics ({expr})")
-    known = set().union(*(series[n][1] for n in names if n in series)) | TARGET_LABELS
-    for metric, matchers in re.findall(r"\b(pandagpt_[a-zA-Z0-9_]+)\{([^}]*)\}", expr):
-        for label in re.findall(r"([a-zA-Z_]\w*)\s*(?:=~|!~|!=|=)", matchers):
-            if metric in series and label not in series[metric][1] | TARGET_LABELS:
-                problems.append(f"{metric} has no label {label!r} ({expr})")
-    for group in re.findall(r"\b(?:by|without)\s*\(([^)]*)\)", expr):
-        for label in filter(None, (x.strip() for x in group.split(","))):
-            if label not in known:
-                problems.append(f"grouping label {label!r} is on none of {sorted(names)}")
+    tree = parse(expr)
+    for selector in selectors(tree):
+        name = selector.name or ""
+        if not name.startswith("pandagpt_"):
+            continue
+        if name not in series:
+            problems.append(f"{name} is not exported by service.metrics ({expr})")
+            continue
+        for matcher in selector.matchers.matchers:
+            if matcher.name not in series[name][1] | TARGET_LABELS:
+                problems.append(f"{name} has no label {matcher.name!r} ({expr})")
+    for node in walk(tree):
+        if isinstance(node, promql_parser.AggregateExpr) and node.modifier is not None:
+            inner = [s.name for s in selectors(node.expr) if s.name in series]
+            known = set().union(*(series[n][1] for n in inner)) | TARGET_LABELS
+            for label in node.modifier.labels:
+                if label not in known:
+                    problems.append(f"grouping label {label!r} is on none of {inner} ({expr})")
     return problems
 
 
