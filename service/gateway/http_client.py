@@ -10,8 +10,8 @@ the worker sees as a disconnect and aborts the generation.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator
-from typing import Any
+from collections.abc import AsyncGenerator, Callable
+from typing import Any, TypeVar
 
 import httpx
 from pydantic import TypeAdapter, ValidationError
@@ -34,6 +34,10 @@ from service.worker.protocol import (
     WorkerReadiness,
 )
 
+T = TypeVar("T")
+# Control calls (models, readiness) answer at once on a live worker; generation
+# calls have no read timeout, the gateway's per-request deadline bounds them.
+_CONTROL_TIMEOUT = httpx.Timeout(10.0)
 _EVENT: TypeAdapter[ChatEvent] = TypeAdapter(ChatEvent)
 _MODELS: TypeAdapter[list[ServedModel]] = TypeAdapter(list[ServedModel])
 
@@ -61,7 +65,7 @@ class HTTPWorkerClient(Worker):
     def __repr__(self) -> str:
         return f"HTTPWorkerClient({self.base_url!r})"
 
-    async def chat(self, job: ChatJob) -> AsyncGenerator[ChatEvent, None]:  # type: ignore[override]
+    async def chat(self, job: ChatJob) -> AsyncGenerator[ChatEvent, None]:
         request = self._client.build_request(
             "POST",
             "/internal/chat",
@@ -94,12 +98,12 @@ class HTTPWorkerClient(Worker):
         return _validate(EmbedResult.model_validate_json, response.content)
 
     async def models(self) -> list[ServedModel]:
-        response = await self._request("GET", "/internal/models")
+        response = await self._request("GET", "/internal/models", timeout=_CONTROL_TIMEOUT)
         return _validate(_MODELS.validate_json, response.content)
 
     async def readiness(self) -> WorkerReadiness:
         try:
-            response = await self._client.get("/internal/ready")
+            response = await self._client.get("/internal/ready", timeout=_CONTROL_TIMEOUT)
         except httpx.HTTPError as exc:
             raise _unreachable(self.base_url, exc) from exc
         if response.status_code not in (200, 503):
@@ -149,7 +153,7 @@ def _from_error_response(response: httpx.Response) -> ServiceError:
     return error
 
 
-def _validate(parse: Any, content: bytes) -> Any:
+def _validate(parse: Callable[[bytes], T], content: bytes) -> T:
     try:
         return parse(content)
     except ValidationError as exc:

@@ -169,7 +169,7 @@ class WorkerPool(Worker):
         if isinstance(exc, Unavailable):
             self._set_health(member, False, exc.message)
 
-    async def chat(self, job: ChatJob) -> AsyncGenerator[ChatEvent, None]:  # type: ignore[override]
+    async def chat(self, job: ChatJob) -> AsyncGenerator[ChatEvent, None]:
         tried: set[int] = set()
         last: ServiceError | None = None
         for _ in range(self._attempts()):
