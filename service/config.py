@@ -94,14 +94,24 @@ class Settings(BaseSettings):
     enable_playground: bool = Field(True, description="Serve the browser playground at `/`.")
     # Server sampling defaults: a request's value wins; unset here = PandaGPT's
     # reference (top_p 0.01, temperature 1.0, 256 tokens), applied by the worker.
-    default_max_tokens: int | None = Field(None, ge=1)
-    default_temperature: float | None = Field(None, ge=0.0, le=2.0)
-    default_top_p: float | None = Field(None, gt=0.0, le=1.0)
-    default_top_k: int | None = Field(None, ge=-1)
+    default_max_tokens: int | None = Field(
+        None, ge=1, description="Server default for max_tokens (reference: 256)."
+    )
+    default_temperature: float | None = Field(
+        None, ge=0.0, le=2.0, description="Server default temperature (reference: 1.0)."
+    )
+    default_top_p: float | None = Field(
+        None, gt=0.0, le=1.0, description="Server default top_p (reference: 0.01)."
+    )
+    default_top_k: int | None = Field(
+        None, ge=-1, description="Server default top_k (reference: off)."
+    )
     environment: Literal["dev", "staging", "production"] = Field(
         "dev", description="Outside dev, placeholder API keys are refused."
     )
-    log_level: Literal["debug", "info", "warning", "error"] = Field("info")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Root log level."
+    )
     log_json: bool = Field(True, description="One JSON object per log line (with request id).")
 
     # --- gateway: auth ---
@@ -128,11 +138,13 @@ class Settings(BaseSettings):
     max_media_items: int = Field(8, ge=0, description="Media items allowed in one request.")
 
     # --- gateway: media fetching ---
-    media_connect_timeout_s: float = Field(5.0, gt=0)
+    media_connect_timeout_s: float = Field(5.0, gt=0, description="Connect timeout for media URLs.")
     media_read_timeout_s: float = Field(
         30.0, gt=0, description="Per read and for the whole download."
     )
-    media_max_redirects: int = Field(3, ge=0)
+    media_max_redirects: int = Field(
+        3, ge=0, description="Redirects followed per media URL, each re-checked."
+    )
     media_allow_domains: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Hosts (or `.suffix`) fetched even if they resolve to private addresses.",
@@ -153,7 +165,9 @@ class Settings(BaseSettings):
         description="Worker base URLs (comma-separated): one Kubernetes Service or a list.",
     )
     worker_poll_interval_s: float = Field(5.0, gt=0, description="Worker readiness poll period.")
-    worker_connect_timeout_s: float = Field(5.0, gt=0)
+    worker_connect_timeout_s: float = Field(
+        5.0, gt=0, description="Connect timeout from gateway to workers."
+    )
     redis_url: str | None = Field(
         None, description="Embedding cache in Redis; in-memory LRU when unset.", repr=False
     )
