@@ -294,6 +294,14 @@ def test_validate_values_lists_every_error_with_its_fix(helm: Path) -> None:
         assert key in message, message
 
 
+def test_refuses_a_public_api_without_keys(helm: Path) -> None:
+    args = ("--set", "ingress.enabled=true", "--set", "apiKeys.enabled=false")
+    proc = run_helm(helm, "template", RELEASE, str(CHART), *args)
+    assert proc.returncode != 0 and "--set apiKeys.enabled=true" in proc.stderr
+    proc = run_helm(helm, "template", RELEASE, str(CHART), *args, "--set", "environment=dev")
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_required_keda_prometheus_address(helm: Path) -> None:
     proc = run_helm(
         helm, "template", RELEASE, str(CHART),

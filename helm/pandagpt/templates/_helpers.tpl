@@ -273,6 +273,9 @@ imagePullSecrets:
 {{- if and .Values.ingress.enabled (not .Values.ingress.hosts) -}}
 {{- $errors = append $errors "ingress.enabled=true needs at least one host: --set ingress.hosts[0].host=pandagpt.example.com" -}}
 {{- end -}}
+{{- if and .Values.ingress.enabled (not .Values.apiKeys.enabled) (ne .Values.environment "dev") -}}
+{{- $errors = append $errors (printf "ingress.enabled=true with apiKeys.enabled=false publishes an open API in %q: --set apiKeys.enabled=true (or --set environment=dev)" .Values.environment) -}}
+{{- end -}}
 {{- if and (not .Values.weights.persistence.enabled) (not .Values.weights.init.enabled) -}}
 {{- $errors = append $errors "weights.persistence.enabled=false leaves an empty volume that only the init container fills: --set weights.init.enabled=true (or --set weights.persistence.enabled=true)" -}}
 {{- end -}}
