@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import (
     Browser,
@@ -226,13 +228,19 @@ def test_dropped_audio_video_and_thermal_become_their_content_parts(page: Page) 
     assert parts[3]["thermal_url"]["url"].startswith("data:image/jpeg;base64,")
 
 
-def test_stop_aborts_the_stream_and_clear_starts_over(page: Page) -> None:
+def _running(base_url: str) -> int:
+    """Generations the server is running now, from its readiness report."""
+    return int(httpx.get(f"{base_url}/health/ready", timeout=5).json()["running"])
+
+
+def test_stop_aborts_the_stream_and_clear_starts_over(page: Page, base_url: str) -> None:
     bodies = _chat_requests(page)
     page.eval_on_selector("#max-tokens", "el => el.value = el.max")
     page.dispatch_event("#max-tokens", "input")
     _ask(page, "Write a very long story about a panda.")
     content = page.locator(".message.assistant .content").first
     expect(content).not_to_be_empty(timeout=ANSWER_TIMEOUT_MS)
+    assert _running(base_url) == 1
     page.click("#stop")
     answer = page.locator(".message.assistant").first
     expect(answer).not_to_have_attribute("aria-busy", "true")
@@ -242,6 +250,11 @@ def test_stop_aborts_the_stream_and_clear_starts_over(page: Page) -> None:
     stopped_at = content.inner_text()
     page.wait_for_timeout(500)
     assert content.inner_text() == stopped_at
+    # Closing the stream must free the server's generation slot, not just quiet the page.
+    deadline = time.monotonic() + 10
+    while _running(base_url) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _running(base_url) == 0
 
     page.click("#clear")
     expect(page.locator(".message")).to_have_count(0)
