@@ -182,7 +182,7 @@ imagePullSecrets:
 {{- end }}
 {{- end -}}
 
-{{/* pandagpt.commonEnv: env entries of every pandagpt container: environment, shutdown grace (grace period minus 10 s). Call with (dict "root" $ "grace" N). */}}
+{{/* pandagpt.commonEnv: env of every pandagpt container: environment, shutdown grace = grace period - 10 s (5 s preStop, 5 s slack); call with (dict "root" $ "grace" N). */}}
 {{- define "pandagpt.commonEnv" -}}
 - name: PANDAGPT_ENVIRONMENT
   value: {{ .root.Values.environment | quote }}
