@@ -117,7 +117,7 @@ print(c.chat.completions.create(model="{model}", max_tokens=32,
 
 def run_worker(args: argparse.Namespace) -> int:
     settings = load_settings(args)
-    if args.port is None:
+    if "port" not in settings.model_fields_set:  # no flag, env or file: the worker's own default
         settings = settings.model_copy(update={"port": 8001})
     configure_logging(settings)
     if settings.model_dir is None:

@@ -1,0 +1,113 @@
+"""A Redis outage in split mode: requests keep succeeding uncached, then hits resume.
+
+This module starts its OWN throwaway `redis-server` on a free port (no
+persistence) and stops that one: the machine's Redis on 6379 is never touched.
+One worker and one gateway are enough to see the worker's cache degrade.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import openai
+import pytest
+
+from tests.utils.media import data_url, image_part, user
+from tests.utils.processes import Process, RedisServer, base_env, free_port, start_pandagpt
+from tests.utils.readiness import metric, readiness
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class Deployment:
+    gateway: str
+    worker: str
+    redis: RedisServer
+
+
+@pytest.fixture(scope="module")
+def deployment(demo_model_dir: Path, e2e_logs: Path) -> Iterator[Deployment]:
+    redis = RedisServer(free_port(), e2e_logs)
+    redis.start()
+    procs: list[Process] = []
+    try:
+        worker_port, gateway_port = free_port(), free_port()
+        procs.append(
+            start_pandagpt(
+                "worker-redis-outage",
+                ["worker", "--model-dir", str(demo_model_dir), "--host", "127.0.0.1"],
+                port=worker_port,
+                env=base_env(
+                    PANDAGPT_REDIS_URL=redis.url,
+                    PANDAGPT_CACHE_PREFIX="pandagpt-e2e-outage:",
+                    PANDAGPT_MAX_MODEL_LEN="1024",
+                ),
+                log_dir=e2e_logs,
+                timeout=300,
+            )
+        )
+        worker = f"http://127.0.0.1:{worker_port}"
+        procs.append(
+            start_pandagpt(
+                "gateway-redis-outage",
+                ["gateway", "--worker-url", worker, "--host", "127.0.0.1"],
+                port=gateway_port,
+                env=base_env(PANDAGPT_WORKER_POLL_INTERVAL_S="0.5"),
+                log_dir=e2e_logs,
+                timeout=60,
+            )
+        )
+        yield Deployment(f"http://127.0.0.1:{gateway_port}", worker, redis)
+    finally:
+        for proc in reversed(procs):
+            proc.stop(timeout=30)
+        redis.stop()
+
+
+@pytest.fixture(scope="module")
+def client(deployment: Deployment) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{deployment.gateway}/v1", api_key="unused", max_retries=0)
+
+
+def ask_image(client: openai.OpenAI, name: str) -> None:
+    model = client.models.list().data[0].id
+    reply = client.chat.completions.create(
+        model=model, messages=[user("What is this?", image_part(data_url(name)))], max_tokens=4
+    )
+    assert reply.choices[0].finish_reason in {"stop", "length"}
+
+
+def hits(worker: str) -> float:
+    return metric(worker, "pandagpt_cache_hits_total", modality="image")
+
+
+def errors(worker: str) -> float:
+    return metric(worker, "pandagpt_cache_errors_total")
+
+
+def test_redis_outage_degrades_to_misses_and_recovers(
+    deployment: Deployment, client: openai.OpenAI
+) -> None:
+    worker = deployment.worker
+    ask_image(client, "bird_image.jpg")
+    ask_image(client, "bird_image.jpg")
+    assert hits(worker) == 1  # Redis up: the repeat is a hit
+
+    deployment.redis.stop()
+    errors_before = errors(worker)
+    for _ in range(2):
+        ask_image(client, "bird_image.jpg")  # still answered, just uncached
+    assert errors(worker) > errors_before
+    assert hits(worker) == 1
+    assert readiness(worker)["cache_degraded"] is True
+
+    deployment.redis.start()  # same port, empty: the first request refills it
+    deadline = time.monotonic() + 20
+    while hits(worker) == 1 and time.monotonic() < deadline:
+        ask_image(client, "bird_image.jpg")
+        time.sleep(0.5)
+    assert hits(worker) > 1, "cache hits did not resume after Redis came back"
