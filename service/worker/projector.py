@@ -54,5 +54,7 @@ class Projector:
         """Sum of the projected items ([hidden]); None for a text-only conversation."""
         if not features:
             return None
-        # [N, out_dim] → [N, hidden] → sum over items → [hidden]
-        return self.project(torch.stack([f.reshape(-1) for f in features])).sum(dim=0)
+        # Each item [1, out_dim] → [1, hidden] on its own, then summed → [hidden]:
+        # the reference's op shapes, so the sum is bit-identical to it (N is small).
+        projected = [self.project(f.reshape(1, -1)) for f in features]
+        return torch.cat(projected).sum(dim=0)
