@@ -303,7 +303,10 @@ class WorkerService(Worker):
         if self._closed:
             return
         self._closed = True
-        await asyncio.to_thread(self._engine.shutdown)
+        # On the loop thread on purpose: vLLM cancels its output handler task at the
+        # end of shutdown, and a handler left running meanwhile logs the dying core
+        # as an engine failure. Nothing else is served by now.
+        self._engine.shutdown()
         await self._encoder.aclose()
         await self._cache.aclose()
 
