@@ -302,13 +302,24 @@ def test_refuses_a_public_api_without_keys(helm: Path) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
-def test_required_keda_prometheus_address(helm: Path) -> None:
-    proc = run_helm(
-        helm, "template", RELEASE, str(CHART),
-        "--set", "worker.autoscaling.keda.enabled=true",
-        "--set", "worker.autoscaling.keda.prometheusServerAddress=",
-    )  # fmt: skip
-    assert proc.returncode != 0 and "prometheusServerAddress is required" in proc.stderr
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            [
+                "worker.autoscaling.keda.enabled=true",
+                "worker.autoscaling.keda.prometheusServerAddress=",
+            ],
+            "prometheusServerAddress is required",
+        ),
+        (["worker.image.repository="], "an image repository is required"),
+        (["weights.modelSubPath="], "weights.modelSubPath is required"),
+    ],
+)
+def test_required_values(helm: Path, settings: list[str], message: str) -> None:
+    args = [arg for setting in settings for arg in ("--set", setting)]
+    proc = run_helm(helm, "template", RELEASE, str(CHART), *args)
+    assert proc.returncode != 0 and message in proc.stderr, proc.stderr
 
 
 def test_notes_give_the_first_request(helm: Path) -> None:

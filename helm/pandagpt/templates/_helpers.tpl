@@ -62,7 +62,7 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/* pandagpt.image: a full image reference; call with (dict "root" $ "image" .Values.worker.image). */}}
 {{- define "pandagpt.image" -}}
-{{- $repo := .image.repository -}}
+{{- $repo := required "an image repository is required: --set gateway.image.repository=REPO (or worker.image.repository)" .image.repository -}}
 {{- with .root.Values.image.registry }}{{ $repo = printf "%s/%s" (trimSuffix "/" .) $repo }}{{ end -}}
 {{- if .image.digest -}}
 {{- printf "%s@%s" $repo .image.digest -}}
@@ -213,7 +213,8 @@ imagePullSecrets:
 
 {{/* pandagpt.worker.modelDir: PANDAGPT_MODEL_DIR of workers. */}}
 {{- define "pandagpt.worker.modelDir" -}}
-{{- printf "%s/%s" (trimSuffix "/" .Values.weights.mountPath) .Values.weights.modelSubPath -}}
+{{- $sub := required "weights.modelSubPath is required: --set weights.modelSubPath=pandagpt" .Values.weights.modelSubPath -}}
+{{- printf "%s/%s" (trimSuffix "/" .Values.weights.mountPath) $sub -}}
 {{- end -}}
 
 {{/* pandagpt.worker.url: the worker Service URL gateways use (PANDAGPT_WORKER_URLS). */}}
