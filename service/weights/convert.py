@@ -52,14 +52,35 @@ def llama_dims(config: dict[str, Any]) -> LlamaDims:
     )
 
 
-def tokenizer_special_ids(vicuna: Path) -> tuple[int, int]:
+def tokenizer_special_ids(llm_dir: Path) -> tuple[int, int]:
     """BOS/EOS from the tokenizer: early Vicuna v0 configs say 0/1, the tokenizer says 1/2."""
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(str(vicuna))
+    tok = AutoTokenizer.from_pretrained(str(llm_dir))
     if tok.bos_token_id is None or tok.eos_token_id is None:
-        raise ConversionError(f"tokenizer in {vicuna} defines no BOS/EOS token")
+        raise ConversionError(f"tokenizer in {llm_dir} defines no BOS/EOS token")
     return int(tok.bos_token_id), int(tok.eos_token_id)
+
+
+def copy_tokenizer(vicuna: Path, out_dir: Path) -> None:
+    """Copy the tokenizer files; fix the class name of early LLaMA conversions.
+
+    Checkpoints converted before transformers 4.28 name the class
+    "LLaMATokenizer", which current transformers (and so vLLM) cannot load.
+    """
+    found = False
+    for name in TOKENIZER_FILES:
+        if (vicuna / name).exists():
+            shutil.copy2(vicuna / name, out_dir / name)
+            found = found or name in ("tokenizer.json", "tokenizer.model")
+    if not found:
+        raise ConversionError(f"vicuna {vicuna}: no tokenizer.json or tokenizer.model")
+    config_path = out_dir / "tokenizer_config.json"
+    if config_path.exists():
+        config = json.loads(config_path.read_text())
+        if config.get("tokenizer_class") in ("LLaMATokenizer", "LLaMATokenizerFast"):
+            config["tokenizer_class"] = "LlamaTokenizer"
+            config_path.write_text(json.dumps(config, indent=2) + "\n")
 
 
 def default_name(delta_path: Path, hidden: int) -> str:
@@ -109,7 +130,7 @@ def write_llm(vicuna: Path, delta: Delta | None, out_dir: Path, scale: float) ->
 
 
 def write_configs(vicuna: Path, out_dir: Path, bos: int, eos: int, dtype: str) -> dict[str, Any]:
-    """Copy config/tokenizer files, with BOS/EOS set to the tokenizer's ids."""
+    """Write config.json and generation_config.json with BOS/EOS set to the tokenizer's ids."""
     config = json.loads((vicuna / "config.json").read_text())
     config.update(bos_token_id=bos, eos_token_id=eos, torch_dtype=dtype)
     config.setdefault("architectures", ["LlamaForCausalLM"])
@@ -119,9 +140,6 @@ def write_configs(vicuna: Path, out_dir: Path, bos: int, eos: int, dtype: str) -
     # vLLM adds generation_config's eos to the stop tokens: a stale 1 would stop on <s>.
     gen.update(bos_token_id=bos, eos_token_id=eos)
     (out_dir / "generation_config.json").write_text(json.dumps(gen, indent=2) + "\n")
-    for name in TOKENIZER_FILES:
-        if (vicuna / name).exists():
-            shutil.copy2(vicuna / name, out_dir / name)
     return config
 
 
@@ -164,13 +182,14 @@ def convert(
         raise ConversionError(f"vicuna {vicuna}: config.json missing")
     dims = llama_dims(json.loads(config_path.read_text()))
     delta = load_delta(delta_path, dims)
-    bos, eos = tokenizer_special_ids(vicuna)
     served = name or default_name(delta_path, dims.hidden_size)
 
     layout = ModelLayout(output)
     if layout.manifest.exists():
         layout.manifest.unlink()  # an interrupted rerun must not look finished
     layout.llm.mkdir(parents=True, exist_ok=True)
+    copy_tokenizer(vicuna, layout.llm)
+    bos, eos = tokenizer_special_ids(layout.llm)
     dtype = write_llm(vicuna, None if keep_lora else delta, layout.llm, delta.scale)
     config = write_configs(vicuna, layout.llm, bos, eos, dtype)
     if keep_lora:

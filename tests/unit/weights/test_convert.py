@@ -158,3 +158,66 @@ def test_cli_reports_errors_with_exit_code_2(demo, tmp_path: Path, sources, caps
     assert run_convert_cli(args) == 2
     assert "'llama_proj.bias'" in capsys.readouterr().out
     assert not (tmp_path / "m" / "pandagpt.json").exists()
+
+
+def test_early_llama_tokenizer_class_name_is_fixed(demo, tmp_path: Path, sources) -> None:
+    import shutil
+
+    vicuna, delta, imagebind, ib_config = sources
+    old = tmp_path / "vicuna-old"
+    shutil.copytree(vicuna, old)
+    cfg = json.loads((old / "tokenizer_config.json").read_text())
+    (old / "tokenizer_config.json").write_text(
+        json.dumps({**cfg, "tokenizer_class": "LLaMATokenizer"})
+    )
+    convert(old, delta, imagebind, tmp_path / "m", imagebind_config=ib_config)
+    fixed = json.loads((tmp_path / "m" / "llm" / "tokenizer_config.json").read_text())
+    assert fixed["tokenizer_class"] == "LlamaTokenizer"
+
+
+def test_sentencepiece_only_v0_tokenizer(demo, tmp_path: Path, sources) -> None:
+    """A v0 dir as old conversions left it: tokenizer.model only, class "LLaMATokenizer".
+
+    The converted tokenizer must split PandaGPT's prompt pieces exactly as
+    SentencePiece does (what the reference's slow LlamaTokenizer called).
+    """
+    import shutil
+
+    spm = pytest.importorskip("sentencepiece")
+    from transformers import AutoTokenizer
+
+    from service.weights.tokenizer import CORPUS
+
+    vicuna, delta, imagebind, ib_config = sources
+    old = tmp_path / "vicuna-sp"
+    shutil.copytree(vicuna, old)
+    (old / "tokenizer.json").unlink()
+    (tmp_path / "corpus.txt").write_text(CORPUS)
+    spm.SentencePieceTrainer.train(  # LLaMA's settings: BPE, byte fallback, no normalisation
+        input=str(tmp_path / "corpus.txt"),
+        model_prefix=str(old / "tokenizer"),
+        vocab_size=400,
+        model_type="bpe",
+        byte_fallback=True,
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=-1,
+        normalization_rule_name="identity",
+        remove_extra_whitespaces=False,
+        minloglevel=2,
+    )
+    (old / "tokenizer.vocab").unlink()
+    config = {"tokenizer_class": "LLaMATokenizer", "bos_token": "<s>", "eos_token": "</s>"}
+    (old / "tokenizer_config.json").write_text(json.dumps(config))
+    manifest = convert(old, delta, imagebind, tmp_path / "m", imagebind_config=ib_config)
+    assert (manifest.bos_token_id, manifest.eos_token_id) == (1, 2)
+    tok = AutoTokenizer.from_pretrained(str(tmp_path / "m" / "llm"))
+    sp = spm.SentencePieceProcessor(model_file=str(old / "tokenizer.model"))
+    for piece in (
+        "### Human: <Img>",
+        "</Img> What is in this image?\n### Assistant: A dog.\n### Human: Why?\n### Assistant:",
+        "### Human: Tell me a story.\n### Assistant:",
+        "You are a helpful assistant.\n",
+    ):
+        assert tok.encode(piece, add_special_tokens=False) == sp.encode(piece), piece
