@@ -91,6 +91,27 @@ def compose() -> dict:
     return yaml.safe_load(COMPOSE.read_text())
 
 
+def interpolate(text: str) -> str:
+    """Compose's `${VAR:-default}` as the default, other references as a placeholder."""
+
+    def value(m: re.Match[str]) -> str:
+        name, op, arg = m.groups()
+        return arg if op in {":-", "-"} else f"placeholder-{name.lower()}"
+
+    return re.sub(r"\$\{(\w+)(?:(:?[-?])([^}]*))?\}", value, text)
+
+
+def test_compose_file_follows_the_compose_specification() -> None:
+    import compose_spec
+
+    parsed = compose_spec.PyCompose.from_yaml(interpolate(COMPOSE.read_text()))
+    parsed.validate()
+    assert set(parsed.service_names()) >= {"redis", "worker", "gateway", "prometheus", "grafana"}
+    typo = COMPOSE.read_text().replace("shm_size:", "shm_sise:")
+    with pytest.raises(ValueError, match="shm_sise"):
+        compose_spec.PyCompose.from_yaml(interpolate(typo))
+
+
 def test_compose_stack() -> None:
     services = compose()["services"]
     assert {"redis", "worker", "gateway", "prometheus", "grafana"} <= set(services)
