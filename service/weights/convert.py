@@ -131,7 +131,7 @@ def write_llm(vicuna: Path, delta: Delta | None, out_dir: Path, scale: float) ->
 
 def write_configs(vicuna: Path, out_dir: Path, bos: int, eos: int, dtype: str) -> dict[str, Any]:
     """Write config.json and generation_config.json with BOS/EOS set to the tokenizer's ids."""
-    config = json.loads((vicuna / "config.json").read_text())
+    config: dict[str, Any] = json.loads((vicuna / "config.json").read_text())
     config.update(bos_token_id=bos, eos_token_id=eos, torch_dtype=dtype)
     config.setdefault("architectures", ["LlamaForCausalLM"])
     (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")

@@ -138,7 +138,7 @@ def make_vicuna(out_dir: Path, size: DemoSize, gen: torch.Generator) -> int:
         eos_token_id=1,
         dtype="float32",
     )
-    model = LlamaForCausalLM(config)
+    model = LlamaForCausalLM(config)  # type: ignore[no-untyped-call]
     h = size.hidden
     with torch.no_grad():
         for name, param in model.named_parameters():

@@ -17,6 +17,7 @@ import argparse
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 from tqdm import tqdm
@@ -113,10 +114,12 @@ def download_resumable(
     return dest
 
 
-def record_checksums(cache_dir: Path, files: dict[str, tuple[Path, str]]) -> dict:
+def record_checksums(
+    cache_dir: Path, files: dict[str, tuple[Path, str]]
+) -> dict[str, dict[str, Any]]:
     """Add {name: {path, sha256, size, source}} to `<cache>/checksums.json`."""
     path = cache_dir / CHECKSUMS
-    data = json.loads(path.read_text()) if path.exists() else {}
+    data: dict[str, dict[str, Any]] = json.loads(path.read_text()) if path.exists() else {}
     for name, (file, source) in files.items():
         data[name] = {
             "path": str(file.relative_to(cache_dir)),
@@ -136,7 +139,7 @@ def fetch_weights(
     imagebind_url: str = IMAGEBIND_URL,
     hub: HubDownload = hub_download,
     client: httpx.Client | None = None,
-) -> dict:
+) -> dict[str, dict[str, Any]]:
     """Download the delta (and ImageBind) into cache_dir; return the checksum records."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     repo = HF_REPO.format(variant=variant)

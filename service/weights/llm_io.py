@@ -61,7 +61,8 @@ def read_tensor(model_dir: Path, name: str) -> torch.Tensor:
     else:
         path = model_dir / "model.safetensors"
     with safe_open(str(path), framework="pt") as fh:
-        return fh.get_tensor(name)
+        tensor: torch.Tensor = fh.get_tensor(name)
+    return tensor
 
 
 class ShardWriter:

@@ -59,7 +59,10 @@ def train_demo_tokenizer(out_dir: Path, vocab_size: int = 1000) -> Tokenizer:
         vocab[piece] = len(vocab)
     for piece, _ in sorted(learned["vocab"].items(), key=lambda kv: kv[1]):
         vocab.setdefault(piece, len(vocab))
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in learned["merges"]]
+    merges: list[tuple[str, str]] = []
+    for merge in learned["merges"]:  # "a b" strings or [a, b] pairs, by tokenizers version
+        left, right = merge.split(" ") if isinstance(merge, str) else merge
+        merges.append((left, right))
 
     tok = Tokenizer(
         models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", fuse_unk=True, byte_fallback=True)

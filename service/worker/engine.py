@@ -49,7 +49,8 @@ def resolve_device(settings: Settings) -> str:
 def resolve_dtype(settings: Settings, device: str) -> torch.dtype:
     """float32 on CPU unless told otherwise: vLLM's "auto" would pick bf16 there."""
     if settings.dtype != "auto":
-        return getattr(torch, settings.dtype)
+        dtype: torch.dtype = getattr(torch, settings.dtype)
+        return dtype
     return torch.float32 if device == "cpu" else torch.bfloat16
 
 
