@@ -21,7 +21,13 @@ from tqdm import tqdm
 
 from service.weights.delta import Delta, DeltaError, LlamaDims, load_delta
 from service.weights.imagebind import ImageBindWeightsError, convert_imagebind
-from service.weights.layout import LORA_TARGETS, Manifest, ModelLayout, sha256_tree
+from service.weights.layout import (
+    LORA_TARGETS,
+    Manifest,
+    ModelLayout,
+    sha256_tree,
+    tree_files,
+)
 from service.weights.llm_io import ShardWriter, count_tensors, iter_tensors, source_files
 
 TOKENIZER_FILES = (
@@ -204,9 +210,13 @@ def convert(
     projector = {"llama_proj.weight": delta.proj_weight, "llama_proj.bias": delta.proj_bias}
     save_file({k: v.contiguous() for k, v in projector.items()}, str(layout.projector))
 
-    sources = {}
-    for label, path in (("vicuna", vicuna), ("delta", delta_path), ("imagebind", imagebind)):
-        sources[label] = {"path": str(path.resolve()), "sha256": sha256_tree(path)}
+    inputs = {"vicuna": vicuna, "delta": delta_path, "imagebind": imagebind}
+    total = sum(f.stat().st_size for p in inputs.values() for f in tree_files(p))
+    with tqdm(total=total, desc="sha256 of sources", unit="B", unit_scale=True) as bar:
+        sources = {
+            label: {"path": str(path.resolve()), "sha256": sha256_tree(path, bar)}
+            for label, path in inputs.items()
+        }
     manifest = Manifest(
         served_model_name=served,
         hidden_size=dims.hidden_size,

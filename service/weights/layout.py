@@ -85,20 +85,28 @@ class Manifest:
         return cls(**data)
 
 
-def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    """Hex sha256 of a file, read in 4 MiB chunks (the inputs can be 26 GB)."""
+def sha256_file(path: Path, bar: Any = None, chunk: int = 1 << 22) -> str:
+    """Hex sha256 of a file, read in 4 MiB chunks (the inputs can be 26 GB).
+
+    `bar`, a tqdm bar counting bytes, advances as the file is read."""
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         while block := fh.read(chunk):
             digest.update(block)
+            if bar is not None:
+                bar.update(len(block))
     return digest.hexdigest()
 
 
-def sha256_tree(path: Path) -> str:
+def tree_files(path: Path) -> list[Path]:
+    return [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+
+
+def sha256_tree(path: Path, bar: Any = None) -> str:
     """sha256 over a file, or over the sorted (name, sha256) pairs of a directory's files."""
     if path.is_file():
-        return sha256_file(path)
+        return sha256_file(path, bar)
     digest = hashlib.sha256()
-    for item in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(f"{item.relative_to(path)}\0{sha256_file(item)}\n".encode())
+    for item in tree_files(path):
+        digest.update(f"{item.relative_to(path)}\0{sha256_file(item, bar)}\n".encode())
     return digest.hexdigest()
