@@ -7,6 +7,7 @@ them current) and no Redis (the in-memory cache).
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +27,7 @@ SHORT = 8  # max_tokens for most calls: demo weights talk gibberish, only the pa
 
 
 @pytest.fixture(scope="module")
-def server(demo_root: Path, e2e_logs: Path) -> Iterator[str]:
+def served(demo_root: Path, e2e_logs: Path) -> Iterator[tuple[str, Process]]:
     port = free_port()
     env = base_env(
         PANDAGPT_DEMO_DIR=str(demo_root),
@@ -34,12 +35,17 @@ def server(demo_root: Path, e2e_logs: Path) -> Iterator[str]:
         PANDAGPT_HOST="127.0.0.1",
         PANDAGPT_MAX_MODEL_LEN="1024",
     )
-    proc: Process = start_pandagpt("serve", ["serve"], port=port, env=env, log_dir=e2e_logs)
+    proc = start_pandagpt("serve", ["serve"], port=port, env=env, log_dir=e2e_logs)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", proc
     finally:
         code = proc.stop(timeout=60)
         assert code == 0, f"serve exited {code} on SIGTERM:\n{proc.log_tail()}"
+
+
+@pytest.fixture(scope="module")
+def server(served: tuple[str, Process]) -> str:
+    return served[0]
 
 
 @pytest.fixture(scope="module")
@@ -149,11 +155,14 @@ def test_seed_reproducible(client: openai.OpenAI, model: str) -> None:
 
 
 def test_embeddings(client: openai.OpenAI, model: str) -> None:
-    result = client.embeddings.create(model=model, input=["a bird", "a dog"])
-    vectors = [d.embedding for d in result.data]
-    assert len(vectors) == 2 and len(vectors[0]) == len(vectors[1]) > 0
-    norm = sum(x * x for x in vectors[0]) ** 0.5
-    assert abs(norm - 1.0) < 1e-3  # ImageBind embeddings are L2-normalised
+    image = image_part(data_url("bird_image.jpg"))
+    inputs = ["a bird", "a dog", image]
+    result = client.embeddings.create(model=model, input=inputs)  # type: ignore[arg-type]
+    vectors = [d.embedding for d in sorted(result.data, key=lambda d: d.index)]
+    assert len(vectors) == 3 and len({len(v) for v in vectors}) == 1
+    for vector in vectors:  # ImageBind embeddings are L2-normalised
+        assert abs(sum(x * x for x in vector) ** 0.5 - 1.0) < 1e-3
+    assert vectors[0] != vectors[1] != vectors[2]
 
 
 def test_models(client: openai.OpenAI, model: str) -> None:
@@ -233,3 +242,29 @@ def test_disconnect_aborts_generation(server: str, client: openai.OpenAI, model:
     while engine_running(server) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert engine_running(server) == 0
+
+
+# --- shutdown (last: it stops the module's server) ---
+
+
+def test_sigterm_lets_the_stream_in_flight_finish(
+    served: tuple[str, Process], client: openai.OpenAI, model: str
+) -> None:
+    _, proc = served
+    stream = client.chat.completions.create(
+        model=model,
+        messages=[user("Keep going.")],
+        max_tokens=120,
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_body={"ignore_eos": True},
+    )
+    chunks = iter(stream)
+    next(chunks)
+    proc.popen.send_signal(signal.SIGTERM)  # graceful: no new connections, this one finishes
+    rest = list(chunks)
+    usage = rest[-1].usage
+    assert usage is not None and usage.completion_tokens == 120
+    assert proc.popen.wait(60) == 0, proc.log_tail()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{served[0]}/health/live", timeout=2)
