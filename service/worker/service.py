@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -128,7 +128,7 @@ class WorkerService(Worker):
     def default_model(self) -> str:
         return self._served.models[0].id
 
-    async def chat(self, job: ChatJob) -> AsyncIterator[ChatEvent]:
+    async def chat(self, job: ChatJob) -> AsyncGenerator[ChatEvent, None]:
         lora_name = self._served.resolve(job.model)
         loop = asyncio.get_running_loop()
         enqueued = loop.time()
@@ -192,7 +192,7 @@ class WorkerService(Worker):
 
     async def _stream(
         self, job: ChatJob, prompt: PromptEmbeds, lora_name: str | None, deadline: float
-    ) -> AsyncIterator[ChatEvent]:
+    ) -> AsyncGenerator[ChatEvent, None]:
         """Engine deltas → events, within the deadline; leaving early aborts the engine."""
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[object] = asyncio.Queue()
@@ -284,19 +284,22 @@ class WorkerService(Worker):
         return list(self._served.models)
 
     async def readiness(self) -> WorkerReadiness:
-        counts = {
-            "cache_degraded": self._cache.degraded,
-            "running": self._engine.num_unfinished_requests(),
-            "waiting": self._admission.waiting,
-        }
+        ready, detail = True, "ok"
         if self._closed:
-            return WorkerReadiness(ready=False, detail="shutting down", **counts)
-        try:
-            async with asyncio.timeout(self._limits.health_timeout_s):
-                await self._engine.check_health()
-        except Exception as exc:  # any failure means "not ready", with its reason
-            return WorkerReadiness(ready=False, detail=f"engine: {exc!r}"[:200], **counts)
-        return WorkerReadiness(ready=True, detail="ok", **counts)
+            ready, detail = False, "shutting down"
+        else:
+            try:
+                async with asyncio.timeout(self._limits.health_timeout_s):
+                    await self._engine.check_health()
+            except Exception as exc:  # any failure means "not ready", with its reason
+                ready, detail = False, f"engine: {exc!r}"[:200]
+        return WorkerReadiness(
+            ready=ready,
+            detail=detail,
+            cache_degraded=self._cache.degraded,
+            running=self._engine.num_unfinished_requests(),
+            waiting=self._admission.waiting,
+        )
 
     async def aclose(self) -> None:
         """Stop the engine (its processes), the encoder's threads and the cache client."""
