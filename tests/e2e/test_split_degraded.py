@@ -1,8 +1,12 @@
-"""A Redis outage in split mode: requests keep succeeding uncached, then hits resume.
+"""A degraded split deployment: a Redis outage, and a worker with no room left.
 
-This module starts its OWN throwaway `redis-server` on a free port (no
-persistence) and stops that one: the machine's Redis on 6379 is never touched.
-One worker and one gateway are enough to see the worker's cache degrade.
+- Redis outage: requests keep succeeding uncached, the cache-error counter
+  rises, and hits resume once Redis is back. This module starts its OWN
+  throwaway `redis-server` on a free port (no persistence) and stops that one:
+  the machine's Redis on 6379 is never touched.
+- Saturation: the worker runs one job at a time with no wait queue, so a second
+  concurrent request is refused with 429 and Retry-After.
+One worker and one gateway are enough for both.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 
@@ -45,6 +50,9 @@ def deployment(demo_model_dir: Path, e2e_logs: Path) -> Iterator[Deployment]:
                     PANDAGPT_REDIS_URL=redis.url,
                     PANDAGPT_CACHE_PREFIX="pandagpt-e2e-outage:",
                     PANDAGPT_MAX_MODEL_LEN="1024",
+                    PANDAGPT_MAX_NUM_SEQS="1",
+                    PANDAGPT_MAX_QUEUE_SIZE="0",
+                    PANDAGPT_RETRY_AFTER_S="3",
                 ),
                 log_dir=e2e_logs,
                 timeout=300,
@@ -111,3 +119,29 @@ def test_redis_outage_degrades_to_misses_and_recovers(
         ask_image(client, "bird_image.jpg")
         time.sleep(0.5)
     assert hits(worker) > 1, "cache hits did not resume after Redis came back"
+
+
+def test_saturated_worker_answers_429_with_retry_after(
+    deployment: Deployment, client: openai.OpenAI
+) -> None:
+    model = client.models.list().data[0].id
+    stream = client.chat.completions.create(
+        model=model,
+        messages=[user("Keep going.")],
+        max_tokens=400,
+        stream=True,
+        extra_body={"ignore_eos": True},
+    )
+    chunks = iter(stream)
+    next(chunks)  # the only slot is taken now
+    try:
+        response = httpx.post(
+            f"{deployment.gateway}/v1/chat/completions",
+            json={"model": model, "messages": [user("Hi")], "max_tokens": 2},
+            timeout=30,
+        )
+        assert response.status_code == 429, response.text
+        assert response.headers["Retry-After"] == "3"
+        assert response.json()["error"]["type"] == "rate_limit_error"
+    finally:
+        stream.close()
