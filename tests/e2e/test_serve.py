@@ -17,8 +17,15 @@ import openai
 import pytest
 
 from tests.utils.media import audio_part, data_url, image_part, url_part, user
-from tests.utils.processes import Process, base_env, free_port, media_server, start_pandagpt
-from tests.utils.readiness import engine_running
+from tests.utils.processes import (
+    Process,
+    base_env,
+    free_port,
+    media_server,
+    metric_value,
+    start_pandagpt,
+)
+from tests.utils.readiness import engine_running, metrics_text
 
 pytestmark = pytest.mark.slow
 
@@ -168,6 +175,18 @@ def test_embeddings(client: openai.OpenAI, model: str) -> None:
 def test_models(client: openai.OpenAI, model: str) -> None:
     ids = [m.id for m in client.models.list().data]
     assert model in ids
+
+
+def test_metrics_cover_worker_and_gateway(server: str) -> None:
+    text = metrics_text(server)
+    for modality in ("image", "audio", "video", "thermal"):
+        assert metric_value(text, "pandagpt_encoder_batch_size_count", modality=modality) >= 1
+        assert metric_value(text, "pandagpt_encode_latency_seconds_count", modality=modality) >= 1
+    assert metric_value(text, "pandagpt_cache_misses_total", modality="image") >= 1
+    assert metric_value(text, "pandagpt_cache_hits_total", modality="image") >= 1  # bird, again
+    assert metric_value(text, "pandagpt_queue_time_seconds_count") >= 1
+    assert metric_value(text, "pandagpt_time_to_first_token_seconds_count") >= 1
+    assert metric_value(text, "pandagpt_generation_tokens_total") >= 1
 
 
 # --- errors ---
