@@ -20,7 +20,7 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from service.weights.delta import Delta, DeltaError, LlamaDims, load_delta
-from service.weights.imagebind import ImageBindWeightsError, convert_imagebind
+from service.weights.imagebind import ImageBindWeightsError, convert_imagebind, read_config
 from service.weights.layout import (
     LORA_TARGETS,
     Manifest,
@@ -196,17 +196,21 @@ def convert(
     layout.llm.mkdir(parents=True, exist_ok=True)
     copy_tokenizer(vicuna, layout.llm)
     bos, eos = tokenizer_special_ids(layout.llm)
-    dtype = write_llm(vicuna, None if keep_lora else delta, layout.llm, delta.scale)
-    config = write_configs(vicuna, layout.llm, bos, eos, dtype)
-    if keep_lora:
-        write_adapter(delta, layout.lora_dir(served), layout.llm)
 
-    out_dim = convert_imagebind(imagebind, imagebind_config, layout.imagebind)
+    # Cheap checks and ImageBind (checked strictly) before the long LLM pass,
+    # so a wrong file fails in seconds rather than after minutes of streaming.
+    out_dim = read_config(imagebind_config).out_embed_dim
     if out_dim != delta.out_dim:
         raise ConversionError(
             f"delta {delta_path}: key 'llama_proj.weight' takes {delta.out_dim}-d features, "
             f"imagebind {imagebind} produces {out_dim}-d"
         )
+    convert_imagebind(imagebind, imagebind_config, layout.imagebind)
+
+    dtype = write_llm(vicuna, None if keep_lora else delta, layout.llm, delta.scale)
+    config = write_configs(vicuna, layout.llm, bos, eos, dtype)
+    if keep_lora:
+        write_adapter(delta, layout.lora_dir(served), layout.llm)
     projector = {"llama_proj.weight": delta.proj_weight, "llama_proj.bias": delta.proj_bias}
     save_file({k: v.contiguous() for k, v in projector.items()}, str(layout.projector))
 

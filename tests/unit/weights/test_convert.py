@@ -221,3 +221,18 @@ def test_sentencepiece_only_v0_tokenizer(demo, tmp_path: Path, sources) -> None:
         "You are a helpful assistant.\n",
     ):
         assert tok.encode(piece, add_special_tokens=False) == sp.encode(piece), piece
+
+
+def test_imagebind_mismatch_fails_before_the_llm_pass(demo, tmp_path: Path, sources) -> None:
+    from service.weights.convert import ConversionError
+    from service.weights.imagebind import ImageBindWeightsError
+
+    vicuna, delta, imagebind, ib_config = sources
+    with pytest.raises(ConversionError, match=r"takes 32-d features.*produces 1024-d"):
+        convert(vicuna, delta, imagebind, tmp_path / "m")  # tiny .pth, default huge config
+    kwargs = json.loads(ib_config.read_text())["constructor_args"]
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps({**kwargs, "vision_embed_dim": 128}))
+    with pytest.raises(ImageBindWeightsError, match=r"imagebind .*imagebind\.pth.*vision"):
+        convert(vicuna, delta, imagebind, tmp_path / "m", imagebind_config=wrong)
+    assert not (tmp_path / "m" / "llm" / "model.safetensors").exists()
