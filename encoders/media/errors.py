@@ -21,7 +21,8 @@ REASONS: Final[dict[str, str]] = {
     "corrupt": "the format was recognised but the bytes could not be decoded",
     "too_large": "bytes, pixel count or frame size over the configured limit",
     "too_long": "audio or video duration over the configured limit",
-    "too_short": "audio shorter than one 25 ms analysis frame, or a video with no frames",
+    "too_short": "audio shorter than one 25 ms analysis frame, a video with no frames, "
+    "or IMU with no samples",
     "bad_dimensions": "image geometry the service refuses (side or aspect ratio over the limit)",
     "no_video_stream": "the container holds no video stream",
     "no_audio_stream": "the container holds no audio stream",

@@ -41,6 +41,8 @@ def preprocess_imu(data: bytes, limits: MediaLimits) -> torch.Tensor:
             "too_long",
             f"IMU has {channels_first.shape[1]} samples, over the {limits.max_imu_samples} limit",
         )
+    if channels_first.shape[1] == 0:
+        raise MediaError("too_short", "IMU has no samples")
     if not np.isfinite(channels_first).all():
         raise MediaError("invalid_value", "IMU values must be finite (found NaN or inf)")
     out = torch.zeros(CHANNELS, SAMPLES, dtype=torch.float32)
