@@ -55,6 +55,7 @@ def split(demo_model_dir: Path, e2e_logs: Path) -> Iterator[Split]:
         PANDAGPT_CACHE_PREFIX=prefix,
         PANDAGPT_HOST="127.0.0.1",
         PANDAGPT_MAX_MODEL_LEN="1024",
+        PANDAGPT_ENFORCE_EAGER="true",  # skip vLLM's compile warm-up: start-up time matters here
     )
     ports = {"worker-a": free_port(), "worker-b": free_port()}
     procs: dict[str, Process] = {}

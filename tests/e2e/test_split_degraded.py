@@ -50,6 +50,7 @@ def deployment(demo_model_dir: Path, e2e_logs: Path) -> Iterator[Deployment]:
                     PANDAGPT_REDIS_URL=redis.url,
                     PANDAGPT_CACHE_PREFIX="pandagpt-e2e-outage:",
                     PANDAGPT_MAX_MODEL_LEN="1024",
+                    PANDAGPT_ENFORCE_EAGER="true",  # no compile warm-up; test_serve compiles
                     PANDAGPT_MAX_NUM_SEQS="1",
                     PANDAGPT_MAX_QUEUE_SIZE="0",
                     PANDAGPT_RETRY_AFTER_S="3",
