@@ -98,6 +98,8 @@ def _check_declared(
     rate = stream.codec_context.sample_rate or 0
     if rate > limits.max_audio_sample_rate:
         raise MediaError("unsupported_format", f"sample rate {rate} Hz is over the limit")
+    if 0 < rate < limits.min_audio_sample_rate:
+        raise MediaError("unsupported_format", f"sample rate {rate} Hz is under the limit")
     channels = stream.codec_context.channels
     if channels > limits.max_audio_channels:
         raise MediaError("unsupported_format", f"{channels} channels, over the limit")
@@ -123,7 +125,7 @@ def decode_stream(
         chunk = _frame_to_float(frame)  # [C, n]
         if not chunks:
             rate, channels = frame.sample_rate, chunk.shape[0]
-            if not 0 < rate <= limits.max_audio_sample_rate:
+            if not limits.min_audio_sample_rate <= rate <= limits.max_audio_sample_rate:
                 raise MediaError("unsupported_format", f"sample rate {rate} Hz is not supported")
             if channels > limits.max_audio_channels:
                 raise MediaError("unsupported_format", f"{channels} channels, over the limit")

@@ -30,6 +30,8 @@ class MediaLimits:
     max_audio_seconds: float = 300.0
     max_audio_channels: int = 8
     max_audio_sample_rate: int = 192_000
+    #: Below this a "sample rate" is not audio (a 7 Hz WAV is 1600 samples of 228 s).
+    min_audio_sample_rate: int = 1_000
     #: Reduced-rate resampling kernel size (new × (orig + 2·width) taps); refuses
     #: rates such as 44101 Hz whose gcd with 16 kHz is tiny.
     max_resample_kernel: int = 4_000_000
