@@ -107,12 +107,10 @@ class StopHoldback:
 
     def delta(self, text: str, finished: bool, finish_reason: str | None) -> str:
         if finished:
-            # The engine already cut a matched stop string. At a length cut,
-            # a dangling start of the turn marker ("#", "##") is the model
-            # beginning "###": drop it, as the next token would have stopped.
-            end = len(text)
-            if finish_reason == "length":
-                end -= partial_stop_len(text, [TURN_STOP])
+            # The engine already cut a matched stop string. A dangling start of
+            # the turn marker ("#", "##") at the end (length cut, or EOS) is the
+            # model beginning "###": it is never sent. A user stop's prefix is.
+            end = len(text) - partial_stop_len(text, [TURN_STOP])
         else:
             end = len(text) - partial_stop_len(text, self.stops)
         end = max(end, self.sent)

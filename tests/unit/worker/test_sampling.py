@@ -48,10 +48,11 @@ def test_holdback_never_sends_a_stop_prefix() -> None:
     assert sent == ["Hello", " ", "", "## x", ""]
 
 
-def test_holdback_drops_a_dangling_turn_marker_at_length() -> None:
+@pytest.mark.parametrize("reason", ["length", "stop"])
+def test_holdback_drops_a_dangling_turn_marker_at_the_end(reason: str) -> None:
     hold = StopHoldback(["###"])
     assert hold.delta("Sure ##", False, None) == "Sure "
-    assert hold.delta("Sure ##", True, "length") == ""
+    assert hold.delta("Sure ##", True, reason) == ""
 
 
 def test_user_stop_prefix_is_released_at_the_end() -> None:
