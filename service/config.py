@@ -136,6 +136,11 @@ class Settings(BaseSettings):
         32 * 1024 * 1024, ge=1, description="Largest single media item, fetched or inline."
     )
     max_media_items: int = Field(8, ge=0, description="Media items allowed in one request.")
+    body_read_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="The whole request body must arrive within this; slower uploads get 408.",
+    )
 
     # --- gateway: media fetching ---
     media_connect_timeout_s: float = Field(5.0, gt=0, description="Connect timeout for media URLs.")

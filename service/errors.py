@@ -9,6 +9,7 @@ ServiceError                      500 internal_error
 │   ├── ContextLengthExceeded     400 invalid_request_error   code context_length_exceeded
 │   ├── Unauthorized              401 authentication_error    code invalid_api_key
 │   ├── NotFound                  404 not_found_error         code model_not_found / not_found
+│   ├── RequestTimeout            408 invalid_request_error   code request_timeout
 │   └── PayloadTooLarge           413 invalid_request_error   code payload_too_large
 ├── ServerBusy(retry_after)       429 rate_limit_error        header Retry-After
 ├── Unavailable                   503 service_unavailable_error
@@ -85,6 +86,13 @@ class NotFound(ClientError):
     status = 404
     type = "not_found_error"
     default_code = "not_found"
+
+
+class RequestTimeout(ClientError):
+    """The request body did not arrive in time (a slow or stalled upload)."""
+
+    status = 408
+    default_code = "request_timeout"
 
 
 class PayloadTooLarge(ClientError):

@@ -112,7 +112,12 @@ def create_app(
 
     # add_middleware wraps: the last added runs first. Auth runs before the body is
     # read, so an unauthenticated client cannot make us buffer a large body.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, metrics=metrics)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        timeout_s=settings.body_read_timeout_s,
+        metrics=metrics,
+    )
     app.add_middleware(
         AuthMiddleware, store=KeyStore(settings.api_keys, settings.api_key_file), metrics=metrics
     )

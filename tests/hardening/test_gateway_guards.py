@@ -1,0 +1,79 @@
+"""Gateway guards added for hardening, on an in-process gateway over a scripted worker:
+a body read deadline (slow-loris uploads get 408 and a closed connection)."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from service.api import create_app
+from service.config import Settings
+from tests.utils.fake_worker import ScriptedWorker
+from tests.utils.servers import serve_in_thread
+
+
+@pytest.fixture(scope="module")
+def gateway() -> Iterator[str]:
+    settings = Settings(enable_playground=False, log_json=False, body_read_timeout_s=1.0)
+    with serve_in_thread(create_app(settings, ScriptedWorker())) as url:
+        yield url
+
+
+def _read_all(sock: socket.socket, limit_s: float) -> tuple[bytes, bool]:
+    """Everything the server sends until it closes (True) or `limit_s` passes (False)."""
+    sock.settimeout(0.5)
+    data = b""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            continue
+        if not chunk:
+            return data, True
+        data += chunk
+    return data, False
+
+
+def test_slow_body_gets_408_and_the_connection_is_closed(gateway: str) -> None:
+    port = int(gateway.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        head = (
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+            "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+        )
+        sock.sendall(head.encode() + b'{"model": ')
+        start = time.monotonic()
+        data, closed = _read_all(sock, 10.0)
+        elapsed = time.monotonic() - start
+    assert data.startswith(b"HTTP/1.1 408"), data[:200]
+    assert b"request_timeout" in data
+    assert closed, "the server kept the slow connection open"
+    assert 0.9 < elapsed < 5.0
+
+
+def test_trickled_body_is_bounded_by_a_total_deadline(gateway: str) -> None:
+    port = int(gateway.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        head = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n"
+        sock.sendall(head.encode())
+        start = time.monotonic()
+        answer = b""
+        for _ in range(40):  # one byte every 0.1 s: each read is quick, the whole is not
+            try:
+                sock.sendall(b" ")
+            except OSError:
+                break
+            sock.settimeout(0.1)
+            try:
+                answer += sock.recv(65536)
+            except TimeoutError:
+                continue
+            if answer:
+                break
+        elapsed = time.monotonic() - start
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert elapsed < 3.0
