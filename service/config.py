@@ -136,6 +136,7 @@ class Settings(BaseSettings):
         32 * 1024 * 1024, ge=1, description="Largest single media item, fetched or inline."
     )
     max_media_items: int = Field(8, ge=0, description="Media items allowed in one request.")
+    max_n: int = Field(16, ge=1, description="Largest `n` (choices) one chat request may ask for.")
     body_read_timeout_s: float = Field(
         30.0,
         gt=0,

@@ -1,5 +1,5 @@
 """Gateway guards added for hardening, on an in-process gateway over a scripted worker:
-a body read deadline (slow-loris uploads get 408 and a closed connection)."""
+a body read deadline (slow-loris uploads get 408 and a closed connection) and `max_n`."""
 
 from __future__ import annotations
 
@@ -7,17 +7,18 @@ import socket
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from service.api import create_app
 from service.config import Settings
-from tests.utils.fake_worker import ScriptedWorker
+from tests.utils.fake_worker import MODEL, ScriptedWorker
 from tests.utils.servers import serve_in_thread
 
 
 @pytest.fixture(scope="module")
 def gateway() -> Iterator[str]:
-    settings = Settings(enable_playground=False, log_json=False, body_read_timeout_s=1.0)
+    settings = Settings(enable_playground=False, log_json=False, body_read_timeout_s=1.0, max_n=4)
     with serve_in_thread(create_app(settings, ScriptedWorker())) as url:
         yield url
 
@@ -77,3 +78,13 @@ def test_trickled_body_is_bounded_by_a_total_deadline(gateway: str) -> None:
         elapsed = time.monotonic() - start
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
     assert elapsed < 3.0
+
+
+def test_n_over_max_n_is_400_naming_the_cap(gateway: str) -> None:
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "n": 5}
+    response = httpx.post(f"{gateway}/v1/chat/completions", json=body)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["param"] == "n" and "at most 4" in error["message"]
+    body["n"] = 4
+    assert httpx.post(f"{gateway}/v1/chat/completions", json=body).status_code == 200

@@ -134,7 +134,7 @@ class ChatCompletionRequest(OpenAIBaseModel):
     frequency_penalty: float | None = Field(0.0, ge=-2.0, le=2.0)
     max_completion_tokens: int | None = Field(None, ge=1)
     max_tokens: int | None = Field(None, ge=1, description="Deprecated alias.")
-    n: int = Field(1, ge=1, le=16)
+    n: int = Field(1, ge=1, description="Choices; at most the server's max_n (16).")
     presence_penalty: float | None = Field(0.0, ge=-2.0, le=2.0)
     seed: int | None = None
     stop: str | list[str] | None = None

@@ -146,6 +146,12 @@ class ChatServing:
             raise InvalidRequest(
                 "stream_options is only allowed with stream=true.", param="stream_options"
             )
+        if request.n > self.settings.max_n:
+            raise InvalidRequest(
+                f"n must be at most {self.settings.max_n} (got {request.n}).",
+                param="n",
+                code="invalid_value",
+            )
         model = await self.catalog.resolve(request.model)
         ticket = self.admission.acquire()
         timeout_s = self.settings.request_timeout_s
