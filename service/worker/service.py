@@ -120,6 +120,7 @@ class WorkerService(Worker):
         self._admission = admission
         self._limits = limits or WorkerLimits()
         self._embedding_models = {*embedding_models, *served.lora_of}
+        self._inflight: dict[CacheKey, asyncio.Task[torch.Tensor]] = {}
         self._closed = False
 
     # --- chat ---
@@ -171,22 +172,38 @@ class WorkerService(Worker):
         return await asyncio.to_thread(self._projector.soft_token, features)  # [hidden]
 
     async def feature(self, item: MediaItem, index: int = 0) -> torch.Tensor:
-        """The PandaGPT feature (`[out_dim]`, float32) of one item, through the cache."""
+        """The PandaGPT feature (`[out_dim]`, float32) of one item, through the cache.
+
+        Concurrent requests for the same item share one lookup and one encode
+        (single flight); a caller that goes away does not cancel it for the others."""
         digest = await asyncio.to_thread(lambda: hashlib.sha256(item.data).hexdigest())
         if digest != item.sha256:
             raise InvalidRequest(f"media item {index}: sha256 does not match its bytes")
         key = CacheKey(self._fingerprint, item.modality, item.sha256)
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.create_task(self._lookup_or_encode(key, item.data))
+            self._inflight[key] = task
+            task.add_done_callback(lambda done: self._forget(key, done))
+        try:
+            return await asyncio.shield(task)
+        except MediaError as exc:
+            raise MediaInvalid(
+                f"media item {index} ({item.modality}): {exc.message}", reason=exc.reason
+            ) from exc
+
+    def _forget(self, key: CacheKey, task: asyncio.Task[torch.Tensor]) -> None:
+        self._inflight.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # retrieved: every waiter may have gone away
+
+    async def _lookup_or_encode(self, key: CacheKey, data: bytes) -> torch.Tensor:
         cached = await self._cache.get(key)
         if cached is not None:
             feature = feature_from_bytes(cached, self._projector.in_dim)
             if feature is not None:
                 return feature
-        try:
-            feature = await self._encoder.encode(item.modality, item.data)
-        except MediaError as exc:
-            raise MediaInvalid(
-                f"media item {index} ({item.modality}): {exc.message}", reason=exc.reason
-            ) from exc
+        feature = await self._encoder.encode(key.modality, data)
         await self._cache.set(key, feature_to_bytes(feature))
         return feature
 

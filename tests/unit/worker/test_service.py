@@ -50,6 +50,7 @@ class FakeEncoder:
 
     async def encode(self, modality: str, data: bytes) -> torch.Tensor:
         self.calls.append(modality)
+        await asyncio.sleep(0.01)  # a real forward takes time: concurrent callers overlap
         if data == b"bad":
             raise MediaError("corrupt", "cannot decode")
         return torch.full((OUT_DIM,), float(len(data)))
@@ -167,6 +168,13 @@ async def test_repeated_media_is_a_cache_hit() -> None:
     assert encoder.calls == ["image"]
     hits = worker._metrics.cache_hits.labels(modality="image")._value.get()
     assert hits == 1
+
+
+async def test_concurrent_requests_share_one_encode() -> None:
+    worker, encoder = make_worker()
+    jobs = [job(item(b"shared"), rid=f"r{i}") for i in range(5)]
+    await asyncio.gather(*(collect(worker, j) for j in jobs))
+    assert encoder.calls == ["image"]
 
 
 async def test_bad_media_fails_before_the_first_event() -> None:
