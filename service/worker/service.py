@@ -337,7 +337,9 @@ def engine_error(exc: Exception, request_id: str) -> ServiceError:
 
     message = str(exc)
     if isinstance(exc, VLLMClientError):
-        if "maximum model length" in message:
+        # vLLM words it two ways: the engine's input check ("maximum model length")
+        # and the renderer's ("maximum context length", with parameter=input_tokens).
+        if "maximum model length" in message or "maximum context length" in message:
             error: ServiceError = ContextLengthExceeded(message, param="messages")
         else:
             error = InvalidRequest(message, param=getattr(exc, "parameter", None))
