@@ -1,5 +1,6 @@
 """Gateway guards added for hardening, on an in-process gateway over a scripted worker:
-a body read deadline (slow-loris uploads get 408 and a closed connection) and `max_n`."""
+a body read deadline (slow-loris uploads get 408 and a closed connection), `max_n`, and a
+max_tokens beyond the context."""
 
 from __future__ import annotations
 
@@ -87,4 +88,16 @@ def test_n_over_max_n_is_400_naming_the_cap(gateway: str) -> None:
     error = response.json()["error"]
     assert error["param"] == "n" and "at most 4" in error["message"]
     body["n"] = 4
+    assert httpx.post(f"{gateway}/v1/chat/completions", json=body).status_code == 200
+
+
+@pytest.mark.parametrize("param", ["max_tokens", "max_completion_tokens"])
+def test_max_tokens_beyond_the_context_is_400_naming_the_limit(gateway: str, param: str) -> None:
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], param: 2048}
+    response = httpx.post(f"{gateway}/v1/chat/completions", json=body)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["param"] == param and error["code"] == "context_length_exceeded"
+    assert "2048" in error["message"]  # the scripted worker's context length
+    body[param] = 2047
     assert httpx.post(f"{gateway}/v1/chat/completions", json=body).status_code == 200

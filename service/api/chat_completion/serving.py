@@ -37,6 +37,7 @@ from service.api.models.serving import ModelCatalog
 from service.api.streaming import EventStreamResponse, sse
 from service.config import Settings
 from service.errors import (
+    ContextLengthExceeded,
     InvalidRequest,
     ServiceError,
     Timeout,
@@ -153,6 +154,7 @@ class ChatServing:
                 code="invalid_value",
             )
         model = await self.catalog.resolve(request.model)
+        _check_max_tokens(request, model.max_model_len)
         ticket = self.admission.acquire()
         timeout_s = self.settings.request_timeout_s
         deadline = asyncio.get_running_loop().time() + timeout_s
@@ -194,6 +196,18 @@ class ChatServing:
         finally:
             await run.close()
         return JSONResponse(body.model_dump(mode="json"))
+
+
+def _check_max_tokens(request: ChatCompletionRequest, max_model_len: int) -> None:
+    """A max_tokens that cannot fit the context even beside a one-token prompt is a 400."""
+    param = "max_completion_tokens" if request.max_completion_tokens else "max_tokens"
+    max_tokens = request.max_completion_tokens or request.max_tokens
+    if max_tokens is not None and max_tokens >= max_model_len:
+        raise ContextLengthExceeded(
+            f"{param} is {max_tokens}, but the model's context length is {max_model_len} "
+            "tokens (prompt included).",
+            param=param,
+        )
 
 
 async def _aggregate(
