@@ -191,7 +191,7 @@ class LLMEngine:
                         continue  # cumulative outputs repeat finished completions
                     ids = list(completion.token_ids)
                     done = completion.finish_reason is not None
-                    text = hold.delta(completion.text, done, completion.finish_reason)
+                    text = hold.delta(completion.text, done)
                     new_ids = ids[sent_ids.get(idx, 0) :]
                     sent_ids[idx] = len(ids)
                     if done:

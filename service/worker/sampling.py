@@ -105,7 +105,7 @@ class StopHoldback:
         self.stops = list(stops)
         self.sent = 0  # characters of the cumulative text already sent
 
-    def delta(self, text: str, finished: bool, finish_reason: str | None) -> str:
+    def delta(self, text: str, finished: bool) -> str:
         if finished:
             # The engine already cut a matched stop string. A dangling start of
             # the turn marker ("#", "##") at the end (length cut, or EOS) is the

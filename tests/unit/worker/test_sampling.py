@@ -39,23 +39,22 @@ def test_partial_stop_len(text: str, expected: int) -> None:
 def test_holdback_never_sends_a_stop_prefix() -> None:
     hold = StopHoldback(["###"])
     sent = [
-        hold.delta("Hello", False, None),
-        hold.delta("Hello #", False, None),
-        hold.delta("Hello ##", False, None),
-        hold.delta("Hello ## x", False, None),  # not a stop after all: released
-        hold.delta("Hello ## x", True, "stop"),
+        hold.delta("Hello", False),
+        hold.delta("Hello #", False),
+        hold.delta("Hello ##", False),
+        hold.delta("Hello ## x", False),  # not a stop after all: released
+        hold.delta("Hello ## x", True),
     ]
     assert sent == ["Hello", " ", "", "## x", ""]
 
 
-@pytest.mark.parametrize("reason", ["length", "stop"])
-def test_holdback_drops_a_dangling_turn_marker_at_the_end(reason: str) -> None:
+def test_holdback_drops_a_dangling_turn_marker_at_the_end() -> None:
     hold = StopHoldback(["###"])
-    assert hold.delta("Sure ##", False, None) == "Sure "
-    assert hold.delta("Sure ##", True, reason) == ""
+    assert hold.delta("Sure ##", False) == "Sure "
+    assert hold.delta("Sure ##", True) == ""
 
 
 def test_user_stop_prefix_is_released_at_the_end() -> None:
     hold = StopHoldback(["END", "###"])
-    assert hold.delta("the E", False, None) == "the "
-    assert hold.delta("the E", True, "length") == "E"
+    assert hold.delta("the E", False) == "the "
+    assert hold.delta("the E", True) == "E"
