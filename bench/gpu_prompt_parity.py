@@ -28,10 +28,10 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from transformers import AutoTokenizer, LlamaForCausalLM  # noqa: E402
 
+from bench.reference import ReferencePandaGPT, cut_at_stop  # noqa: E402
 from service.weights.demo import SIZES, make_demo_weights  # noqa: E402
 from service.worker.projector import Projector  # noqa: E402
 from service.worker.prompt import Conversation, PromptBuilder, Turn, load_embed_tokens  # noqa: E402
-from tests.parity.reference_pandagpt import ReferencePandaGPT, cut_at_stop  # noqa: E402
 
 # Token rows are table lookups (exact); the soft token is a sum of fp16
 # matmuls whose kernels may differ with the batch shape: a few fp16 ulps.

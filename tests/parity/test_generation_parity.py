@@ -17,13 +17,13 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
+from bench.reference import ReferencePandaGPT
 from service.config import Settings
 from service.worker.engine import LLMEngine
 from service.worker.projector import Projector
 from service.worker.prompt import Conversation, PromptBuilder, Turn, load_embed_tokens
 from service.worker.sampling import Sampling
 from tests.parity.conftest import ParityWeights
-from tests.parity.reference_pandagpt import ReferencePandaGPT
 
 MAX_TOKENS = 32
 OUT_DIM = 32  # the tiny demo ImageBind's embedding size
