@@ -81,7 +81,9 @@ async def _http_error(_: Request, exc: Exception) -> Response:
     error = ServiceError(str(exc.detail))
     error.status = exc.status_code
     error.type = "invalid_request_error" if exc.status_code < 500 else "internal_error"
-    return _response(error)
+    response = _response(error)
+    response.headers.update(exc.headers or {})  # e.g. Allow on 405 (RFC 9110)
+    return response
 
 
 async def _unexpected(_: Request, exc: Exception) -> Response:
