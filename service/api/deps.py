@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.api.admission import Admission
 from service.api.media_fetch import MediaFetcher
@@ -64,5 +65,7 @@ FetcherDep = Annotated[MediaFetcher, Depends(get_fetcher)]
 CatalogDep = Annotated[ModelCatalog, Depends(get_catalog)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]
 # Auth is enforced by AuthMiddleware for every /v1/ path (so no route can forget
-# it); AuthDep only documents that a route sits behind it.
-AuthDep = Annotated[None, Depends(lambda: None)]
+# it); AuthDep only documents that a route sits behind it (the bearer scheme in
+# the OpenAPI schema). It never refuses: auto_error=False, and the middleware ran.
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer KEY`.")
+AuthDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]

@@ -5,15 +5,26 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from service.api.chat_completion.protocol import ChatCompletionRequest
+from service.api.chat_completion.protocol import ChatCompletionRequest, ChatCompletionResponse
 from service.api.chat_completion.serving import ChatServing
 from service.api.deps import AuthDep, RequestIdDep
 from service.api.disconnect import cancel_on_disconnect
+from service.api.openapi import POST_ERRORS, error_responses, event_stream
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 
 
-@router.post("/chat/completions", response_model=None)
+@router.post(
+    "/chat/completions",
+    response_model=None,
+    responses={
+        200: {
+            "model": ChatCompletionResponse,
+            **event_stream("The completion (JSON), or server-sent chunks with `stream: true`"),
+        },
+        **error_responses(*POST_ERRORS),
+    },
+)
 async def create_chat_completion(
     body: ChatCompletionRequest, raw: Request, request_id: RequestIdDep, _: AuthDep
 ) -> Response:

@@ -7,11 +7,14 @@ from fastapi import APIRouter, Request
 from service.api.deps import AuthDep, RequestIdDep
 from service.api.embeddings.protocol import EmbeddingRequest, EmbeddingResponse
 from service.api.embeddings.serving import EmbeddingServing
+from service.api.openapi import POST_ERRORS, error_responses
 
 router = APIRouter(prefix="/v1", tags=["embeddings"])
 
 
-@router.post("/embeddings", response_model=EmbeddingResponse)
+@router.post(
+    "/embeddings", response_model=EmbeddingResponse, responses=error_responses(*POST_ERRORS)
+)
 async def create_embeddings(
     body: EmbeddingRequest, raw: Request, request_id: RequestIdDep, _: AuthDep
 ) -> EmbeddingResponse:

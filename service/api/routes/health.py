@@ -27,7 +27,10 @@ async def live() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready")
+@router.get(
+    "/ready",
+    responses={503: {"description": "Not ready: the same body with `status: not_ready`"}},
+)
 async def ready(worker: WorkerDep, cache: CacheDep, metrics: MetricsDep) -> JSONResponse:
     body: dict[str, Any]
     try:
