@@ -219,6 +219,13 @@ def test_wrong_type_is_400_with_param(client: openai.OpenAI, model: str) -> None
     assert isinstance(body, dict) and body["param"] == "max_tokens", body
 
 
+def test_prompt_over_the_context_is_400(client: openai.OpenAI, model: str) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model=model, messages=[user("word " * 3000)], max_tokens=4)
+    body = info.value.body
+    assert isinstance(body, dict) and body["code"] == "context_length_exceeded", body
+
+
 def test_missing_key_is_401(server: str, model: str) -> None:
     anonymous = openai.OpenAI(base_url=f"{server}/v1", api_key="wrong-key-9999", max_retries=0)
     with pytest.raises(openai.AuthenticationError) as info:
