@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import uuid
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 
@@ -250,9 +251,11 @@ class WorkerService(Worker):
         lora_name: str | None,
         events: asyncio.Queue[object],
     ) -> None:
+        # Request ids may come from clients (X-Request-ID) and repeat; vLLM's must not.
+        engine_id = f"{job.request_id}-{uuid.uuid4().hex[:8]}"
         try:
             stream = self._engine.generate(
-                prompt.embeds, sampling_of(job.sampling), job.request_id, lora_name=lora_name
+                prompt.embeds, sampling_of(job.sampling), engine_id, lora_name=lora_name
             )
             async for delta in stream:
                 events.put_nowait(delta)
