@@ -1,5 +1,8 @@
 """An independent PandaGPT language side, the way the original code ran it.
 
+Used by the parity tests (tests/parity) and as the benchmark's reference path
+(bench/reference_path.py): moved here from tests/parity/reference_pandagpt.py.
+
 Loads the UNCONVERTED sources: the base Vicuna with transformers, peft's LoRA
 (r 32, alpha 32, q/k/v/o) wrapped around it, and the delta loaded into a
 module tree `{llama_model, llama_proj}` with `load_state_dict(strict=False)`,
@@ -11,11 +14,22 @@ so agreement with the service is evidence, not tautology.
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoTokenizer, LlamaForCausalLM
+from transformers.generation.streamers import BaseStreamer
+
+
+@dataclass(frozen=True)
+class TimedIds:
+    """Generated ids and the `time.perf_counter()` at which each one was produced."""
+
+    ids: list[int]
+    token_times: list[float]
 
 
 class ReferencePandaGPT(torch.nn.Module):
@@ -99,6 +113,50 @@ class ReferencePandaGPT(torch.nn.Module):
             pad_token_id=eos,
         )
         return cut_at_stop(self.tokenizer, out[0].tolist(), eos)
+
+    @torch.no_grad()
+    def generate_fixed(self, inputs_embeds: torch.Tensor, num_tokens: int) -> TimedIds:
+        """Greedy, exactly `num_tokens` new ids, with the time each one arrived.
+
+        The benchmark's counterpart of the service's `ignore_eos` + `max_tokens`.
+        Not `min_new_tokens`: that masks EOS out of the logits, so greedy would
+        pick the runner-up where vLLM's `ignore_eos` emits EOS and goes on; here
+        no EOS is set, generation never stops early and the ids stay comparable.
+        """
+        eos = self.tokenizer.eos_token_id
+        streamer = _TimingStreamer()
+        out = self.llama_model.generate(
+            inputs_embeds=inputs_embeds,
+            attention_mask=torch.ones(
+                inputs_embeds.shape[:2], dtype=torch.long, device=self.device
+            ),
+            max_new_tokens=num_tokens,
+            do_sample=False,
+            eos_token_id=None,
+            pad_token_id=eos,
+            streamer=streamer,
+        )
+        ids = out[0].tolist()
+        if len(ids) != num_tokens:
+            raise RuntimeError(f"reference generated {len(ids)} ids, wanted {num_tokens}")
+        return TimedIds(ids, streamer.token_times)
+
+
+class _TimingStreamer(BaseStreamer):
+    """Records when generate() pushes ids; its first push is the (empty) prompt."""
+
+    def __init__(self) -> None:
+        self._seen_prompt = False
+        self.token_times: list[float] = []
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self._seen_prompt:
+            self._seen_prompt = True
+            return
+        self.token_times.append(time.perf_counter())
+
+    def end(self) -> None:
+        return None
 
 
 def cut_at_stop(tokenizer, ids: list[int], eos: int, stop: str = "###") -> list[int]:
