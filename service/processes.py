@@ -53,6 +53,9 @@ def configure_logging(settings: Settings) -> None:
 
 def run_serve(args: argparse.Namespace) -> int:
     settings = load_settings(args)
+    if "host" not in settings.model_fields_set:
+        # The one-command local default stays on this machine; deployments pass --host.
+        settings = settings.model_copy(update={"host": "127.0.0.1"})
     configure_logging(settings)
     if settings.model_dir is None:
         settings = settings.model_copy(update={"model_dir": ensure_demo_weights(settings)})
