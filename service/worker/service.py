@@ -135,10 +135,12 @@ class WorkerService(Worker):
         loop = asyncio.get_running_loop()
         enqueued = loop.time()
         deadline = enqueued + self._limits.request_timeout_s
-        async with self._admission.slot():
-            self._metrics.queue_time.observe(loop.time() - enqueued)
+        async with contextlib.AsyncExitStack() as slot:
             try:
+                # The deadline covers the wait for a slot and the media encoding too.
                 async with asyncio.timeout_at(deadline):
+                    await slot.enter_async_context(self._admission.slot())
+                    self._metrics.queue_time.observe(loop.time() - enqueued)
                     prompt = await self._prompt(job)
             except TimeoutError as exc:
                 raise Timeout("Request timed out before generation started.") from exc

@@ -215,6 +215,19 @@ async def test_deadline_is_a_timeout_and_aborts() -> None:
     assert [rid.split("-")[0] for rid in engine.aborted] == ["r1"] and engine.running == 0
 
 
+async def test_deadline_covers_the_wait_for_a_slot() -> None:
+    engine = FakeEngine(steps=100, delay=0.02)
+    admission = Admission(max_running=1, max_waiting=1)
+    worker, _ = make_worker(engine, admission=admission, limits=WorkerLimits(request_timeout_s=0.3))
+    first = worker.chat(job())
+    await anext(first)
+    with pytest.raises(Timeout):
+        await collect(worker, job(rid="r2"))  # waits behind `first`, then times out
+    assert admission.waiting == 0 and admission.running == 1
+    await first.aclose()
+    assert admission.running == 0
+
+
 async def test_closing_the_stream_aborts_the_generation() -> None:
     engine = FakeEngine(steps=100, delay=0.01)
     worker, _ = make_worker(engine)
