@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -41,3 +43,12 @@ def test_banner_has_working_calls_with_the_key() -> None:
 def test_wildcard_bind_is_shown_as_loopback() -> None:
     assert base_url("0.0.0.0", 8000) == "http://127.0.0.1:8000"
     assert base_url("::1", 8001) == "http://[::1]:8001"
+
+
+def test_gateway_process_imports_neither_torch_nor_vllm() -> None:
+    code = (
+        "import sys, service.processes, service.api, service.gateway, service.cache; "
+        "print(sorted(m for m in ('torch', 'vllm', 'transformers') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
