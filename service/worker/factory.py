@@ -44,7 +44,7 @@ async def build_worker(
 ) -> WorkerService:
     if settings.model_dir is None:
         raise ValueError("build_worker needs settings.model_dir (a `pandagpt convert` output)")
-    layout = ModelLayout(Path(settings.model_dir))
+    layout = ModelLayout(Path(settings.model_dir).resolve())
     manifest = Manifest.load(layout.manifest)
     device = resolve_device(settings)
     dtype = resolve_dtype(settings, device)
