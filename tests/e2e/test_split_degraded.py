@@ -51,6 +51,7 @@ def deployment(demo_model_dir: Path, e2e_logs: Path) -> Iterator[Deployment]:
                     PANDAGPT_CACHE_PREFIX="pandagpt-e2e-outage:",
                     PANDAGPT_MAX_MODEL_LEN="1024",
                     PANDAGPT_ENFORCE_EAGER="true",  # no compile warm-up; test_serve compiles
+                    PANDAGPT_CACHE_SOCKET_TIMEOUT_S="2",  # no timeouts on a loaded machine
                     PANDAGPT_MAX_NUM_SEQS="1",
                     PANDAGPT_MAX_QUEUE_SIZE="0",
                     PANDAGPT_RETRY_AFTER_S="3",
