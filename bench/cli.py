@@ -1,0 +1,240 @@
+"""`pandagpt bench` (also `python -m bench`): the service against the reference PandaGPT path.
+
+Phases, one after the other so they never share the CPU:
+
+1. demo weights (`--size small` by default) in `--weights-dir`;
+2. the service: `pandagpt serve` as its own process, warm-up, then each
+   concurrency level over HTTP with the `openai` client (streaming), then the
+   cached-vs-uncached figure; the server is then stopped;
+3. the reference (bench/reference_path.py) on the same requests, one at a time;
+4. encoder micro-batching on vs off, in process.
+
+Every level runs the same seeded chats (`bench.workload`) with fresh media
+bytes, so no level is served from the previous one's cache. Greedy, fixed
+length (`--max-tokens`): both paths generate the same number of tokens, and
+their texts are compared request by request.
+
+Writes `bench.json` and `bench.png` to `--out-dir` and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.load import LevelResult, RequestResult, run_level, summarise
+from bench.report import load_table, plot, ratios, write_json
+
+# Issue targets (2-core CPU, small demo preset, one run).
+TARGET_THROUGHPUT_X = 30.0  # service req/s at the top concurrency / reference req/s
+TARGET_CACHE_RATIO = 0.6  # repeated-image p50 / first-time p50
+TARGET_BATCHING_X = 2.0  # encoder items/s batching on / off, 16 concurrent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pandagpt bench", description=__doc__.splitlines()[0])
+    p.add_argument("--size", choices=["tiny", "small"], default="small", help="demo preset")
+    p.add_argument("--weights-dir", type=Path, default=None, help="default .cache/bench-<size>")
+    p.add_argument("--out-dir", type=Path, default=Path("artifacts/bench"))
+    p.add_argument("--concurrency", default="1,4,16,32", help="comma-separated levels")
+    p.add_argument("--min-requests", type=int, default=16, help="requests per level, at least")
+    p.add_argument("--per-client", type=int, default=2, help="requests per level = this × C")
+    p.add_argument("--max-tokens", type=int, default=32, help="generated tokens per reply")
+    p.add_argument("--warmup", type=int, default=6, help="untimed requests before each path")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache-requests", type=int, default=16, help="pairs for the cache figure")
+    p.add_argument("--cache-max-tokens", type=int, default=1)
+    p.add_argument("--batching-rounds", type=int, default=8, help="rounds of 16 images")
+    p.add_argument("--skip-micro", action="store_true", help="no cache / batching figures")
+    p.add_argument("--server-log", type=Path, default=None, help="default OUT_DIR/serve.log")
+    return p
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version()}
+
+
+def loadavg() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def level_sizes(levels: Sequence[int], minimum: int, per_client: int) -> dict[int, int]:
+    return {c: max(minimum, per_client * c) for c in levels}
+
+
+async def service_phase(
+    args: argparse.Namespace, model_dir: Path, sizes: dict[int, int]
+) -> tuple[list[LevelResult], dict[int, list[RequestResult]], dict[str, Any] | None]:
+    from bench.micro import cache_figure
+    from bench.server import running_service
+    from bench.service_path import ServiceClient
+    from bench.workload import make_workload
+
+    log = args.server_log or args.out_dir / "serve.log"
+    levels: list[LevelResult] = []
+    per_level: dict[int, list[RequestResult]] = {}
+    cache = None
+    with running_service(model_dir, log) as url:
+        client = ServiceClient(url, args.max_tokens)
+        try:
+            await client.start()
+            warm = make_workload(args.warmup, args.seed + 1, tag="warmup")
+            await run_level(warm, max(1, min(4, len(warm))), client.one)
+            for c, n in sizes.items():
+                requests = make_workload(n, args.seed, tag=f"service-c{c}")
+                results, wall = await run_level(requests, c, client.one)
+                levels.append(summarise("service", c, results, wall))
+                per_level[c] = results
+                print(f"  service   c={c:<3} {levels[-1].requests_per_s:8.2f} req/s", flush=True)
+            if not args.skip_micro:
+                fig = await cache_figure(client, args.cache_requests, args.cache_max_tokens)
+                cache = fig.to_dict()
+                print(f"  cache     repeated/first p50 {fig.ratio:.2f}", flush=True)
+        finally:
+            await client.aclose()
+    return levels, per_level, cache
+
+
+async def reference_phase(
+    args: argparse.Namespace, root: Path, sizes: dict[int, int]
+) -> tuple[list[LevelResult], dict[int, list[RequestResult]]]:
+    from bench.reference_path import ReferencePath
+    from bench.workload import make_workload
+
+    ref = ReferencePath(root / "sources", root / "sources" / f"pandagpt-demo-{args.size}"
+                        / "pytorch_model.pt", args.max_tokens)  # fmt: skip
+    await run_level(make_workload(args.warmup, args.seed + 1, tag="warmup"), 1, ref.one)
+    levels: list[LevelResult] = []
+    per_level: dict[int, list[RequestResult]] = {}
+    for c, n in sizes.items():
+        results, wall = await run_level(make_workload(n, args.seed, tag=f"ref-c{c}"), c, ref.one)
+        levels.append(summarise("reference", c, results, wall))
+        per_level[c] = results
+        print(f"  reference c={c:<3} {levels[-1].requests_per_s:8.2f} req/s", flush=True)
+    return levels, per_level
+
+
+def compare_texts(
+    service: dict[int, list[RequestResult]], reference: dict[int, list[RequestResult]]
+) -> dict[str, Any]:
+    """Per level: how many replies are the same text (same greedy tokens, decoded)."""
+    out: dict[str, Any] = {}
+    for c, mine in service.items():
+        theirs = reference.get(c, [])
+        pairs = list(zip(mine, theirs, strict=False))
+        differ = [f"{a.index}:{a.kind}" for a, b in pairs if a.text != b.text]
+        out[str(c)] = {"compared": len(pairs), "same": len(pairs) - len(differ), "differ": differ}
+    return out
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from service.weights.demo import make_demo_weights
+
+    levels = [int(x) for x in args.concurrency.split(",") if x.strip()]
+    sizes = level_sizes(levels, args.min_requests, args.per_client)
+    root = args.weights_dir or Path(f".cache/bench-{args.size}")
+    model_dir = make_demo_weights(root, seed=args.seed, size=args.size)
+    report: dict[str, Any] = {
+        "machine": machine(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "load_start": loadavg(),
+        "config": {k: str(v) for k, v in vars(args).items() if k != "rest"},
+        "requests_per_level": sizes,
+    }
+    print(f"load average {report['load_start']} on {report['machine']}", flush=True)
+    service, service_results, cache = asyncio.run(service_phase(args, model_dir, sizes))
+    report["load_after_service"] = loadavg()
+    reference, reference_results = asyncio.run(reference_phase(args, root, sizes))
+    report["load_after_reference"] = loadavg()
+    if not args.skip_micro:
+        from bench.micro import batching_figure
+
+        batching = asyncio.run(batching_figure(model_dir, 16, args.batching_rounds))
+        report["batching"] = batching.to_dict()
+        print(f"  batching  on/off {batching.ratio:.2f}", flush=True)
+        report["cache"] = cache
+    report["load_end"] = loadavg()
+    report["service"] = [r.to_dict() for r in service]
+    report["reference"] = [r.to_dict() for r in reference]
+    by_c = {r.concurrency: r for r in reference}
+    report["ratios"] = {
+        str(s.concurrency): ratios(s, by_c[s.concurrency]) for s in service if s.concurrency in by_c
+    }
+    report["same_text"] = compare_texts(service_results, reference_results)
+    report["targets"] = targets(report, service, reference)
+    write_json(args.out_dir / "bench.json", report)
+    plot(args.out_dir / "bench.png", service, reference)
+    print(render(report, service, reference))
+    print(f"\nwrote {args.out_dir / 'bench.json'} and {args.out_dir / 'bench.png'}")
+    return report
+
+
+def targets(
+    report: dict[str, Any], service: Sequence[LevelResult], reference: Sequence[LevelResult]
+) -> dict[str, Any]:
+    top = max(s.concurrency for s in service)
+    ref = {r.concurrency: r for r in reference}[top]
+    x = next(s for s in service if s.concurrency == top).requests_per_s / ref.requests_per_s
+    out: dict[str, Any] = {
+        f"throughput_x_at_{top}": {"value": x, "target": f">= {TARGET_THROUGHPUT_X}",
+                                   "met": x >= TARGET_THROUGHPUT_X},
+    }  # fmt: skip
+    if report.get("cache"):
+        r = report["cache"]["ratio"]
+        out["cache_ratio"] = {"value": r, "target": f"<= {TARGET_CACHE_RATIO}",
+                              "met": r <= TARGET_CACHE_RATIO}  # fmt: skip
+    if report.get("batching"):
+        b = report["batching"]["ratio"]
+        out["batching_x"] = {"value": b, "target": f">= {TARGET_BATCHING_X}",
+                             "met": b >= TARGET_BATCHING_X}  # fmt: skip
+    return out
+
+
+def render(
+    report: dict[str, Any], service: Sequence[LevelResult], reference: Sequence[LevelResult]
+) -> str:
+    lines = ["", load_table(service, reference), ""]
+    if report.get("cache"):
+        c = report["cache"]
+        lines.append(
+            f"cache (image chat, {c['max_tokens']} token, sequential): first-time p50 "
+            f"{c['first_p50_s'] * 1000:.1f} ms, repeated p50 {c['repeated_p50_s'] * 1000:.1f} ms"
+            f" → {c['ratio']:.2f}×"
+        )
+    if report.get("batching"):
+        b = report["batching"]
+        lines.append(
+            f"encoder batching (16 concurrent images): on {b['on_items_per_s']:.1f} items/s, "
+            f"off {b['off_items_per_s']:.1f} items/s → {b['ratio']:.2f}×"
+        )
+    same = report["same_text"]
+    lines.append(
+        "same text as the reference: "
+        + ", ".join(f"c={c}: {v['same']}/{v['compared']}" for c, v in same.items())
+    )
+    for name, t in report["targets"].items():
+        verdict = "met" if t["met"] else "MISSED"
+        lines.append(f"target {name}: {t['value']:.2f} ({t['target']}) {verdict}")
+    lines.append(f"load average: start {report['load_start']}, end {report['load_end']}")
+    return "\n".join(lines)
+
+
+def run_bench_cli(args: argparse.Namespace) -> int:
+    """Entry point from `pandagpt bench ...` (args.rest) or `python -m bench ...`."""
+    rest = getattr(args, "rest", None)
+    parsed = build_parser().parse_args(rest if rest is not None else [])
+    report = run(parsed)
+    return 0 if all(t["met"] for t in report["targets"].values()) else 1

@@ -1,0 +1,95 @@
+"""Closed-loop load at a fixed concurrency, and the figures computed from it.
+
+C client tasks pull the next request from one shared list until it is empty,
+so at most C requests are in flight; the level's wall time runs from the first
+send to the last reply. Both paths (service over HTTP, reference in-process)
+go through `run_level`, so they are timed by the same code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bench.workload import BenchRequest
+
+
+@dataclass
+class RequestResult:
+    index: int
+    kind: str
+    ttft_s: float  # send → first generated token (queueing included)
+    e2e_s: float  # send → last token
+    tokens: int  # generated tokens
+    text: str = ""  # decoded output, compared across paths
+    token_ids: list[int] = field(default_factory=list)  # reference only
+
+
+@dataclass
+class LevelResult:
+    path: str  # "service" | "reference"
+    concurrency: int
+    requests: int
+    wall_s: float
+    requests_per_s: float
+    tokens_per_s: float
+    ttft_p50_s: float
+    ttft_p95_s: float
+    e2e_p50_s: float
+    e2e_p95_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (numpy's default method), q in [0, 100]."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100.0
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def summarise(
+    path: str, concurrency: int, results: Sequence[RequestResult], wall_s: float
+) -> LevelResult:
+    ttft = [r.ttft_s for r in results]
+    e2e = [r.e2e_s for r in results]
+    return LevelResult(
+        path=path,
+        concurrency=concurrency,
+        requests=len(results),
+        wall_s=wall_s,
+        requests_per_s=len(results) / wall_s,
+        tokens_per_s=sum(r.tokens for r in results) / wall_s,
+        ttft_p50_s=percentile(ttft, 50),
+        ttft_p95_s=percentile(ttft, 95),
+        e2e_p50_s=percentile(e2e, 50),
+        e2e_p95_s=percentile(e2e, 95),
+    )
+
+
+async def run_level(
+    requests: Sequence[BenchRequest],
+    concurrency: int,
+    one: Callable[[BenchRequest], Awaitable[RequestResult]],
+) -> tuple[list[RequestResult], float]:
+    """Run every request with at most `concurrency` in flight; results in request order."""
+    pending = list(reversed(requests))
+    results: dict[int, RequestResult] = {}
+
+    async def client() -> None:
+        while pending:
+            request = pending.pop()
+            results[request.index] = await one(request)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    wall = time.perf_counter() - start
+    return [results[r.index] for r in requests], wall

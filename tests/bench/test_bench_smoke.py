@@ -1,0 +1,49 @@
+"""`pandagpt bench` in miniature: both paths run, agree token for token, and report.
+
+Tiny demo weights, two concurrency levels, a few requests: it checks that the
+service (over HTTP, float32) and the reference PandaGPT path (transformers +
+peft, float32) produce the same greedy fixed-length replies on the same chats,
+and that bench.json and bench.png are written. No timing is asserted: timings
+are the benchmark's output, read as ratios, never a test condition.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.cli import build_parser, run
+
+pytestmark = pytest.mark.slow
+
+
+def test_bench_smoke(tmp_path: Path) -> None:
+    args: argparse.Namespace = build_parser().parse_args(
+        [
+            "--size=tiny",
+            f"--weights-dir={tmp_path / 'weights'}",
+            f"--out-dir={tmp_path / 'out'}",
+            "--concurrency=1,2",
+            "--min-requests=6",  # one of each kind: image, audio, video, image+audio, ...
+            "--per-client=1",
+            "--max-tokens=12",
+            "--warmup=1",
+            "--cache-requests=2",
+            "--batching-rounds=1",
+        ]
+    )
+    report = run(args)
+
+    for level, same in report["same_text"].items():
+        assert same["compared"] == 6, level
+        assert same["same"] == same["compared"], f"c={level}: differ {same['differ']}"
+    written = json.loads((tmp_path / "out" / "bench.json").read_text())
+    assert [r["concurrency"] for r in written["service"]] == [1, 2]
+    assert [r["concurrency"] for r in written["reference"]] == [1, 2]
+    assert set(written["ratios"]["2"]) >= {"requests_per_s", "ttft_p50_s", "e2e_p95_s"}
+    assert {"cache", "batching", "targets", "machine"} <= set(written)
+    png = (tmp_path / "out" / "bench.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
