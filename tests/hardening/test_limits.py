@@ -1,0 +1,153 @@
+"""Limits on the running all-in-one service (see conftest for the tight settings):
+body cap, media item count, context length, max_tokens, n, slow uploads, and more
+concurrent streams than the worker queues."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.hardening.conftest import Service, assert_serves, chat_body
+from tests.utils.media import data_url, image_part, text_part
+from tests.utils.readiness import engine_running
+
+pytestmark = pytest.mark.slow
+
+MAX_BODY = 16 * 2**20
+
+
+def _post(service: Service, body: object) -> httpx.Response:
+    with service.client() as client:
+        return client.post("/v1/chat/completions", json=body)
+
+
+def _error(response: httpx.Response) -> dict[str, str]:
+    error: dict[str, str] = response.json()["error"]
+    return error
+
+
+def test_body_over_the_cap_is_413(service: Service) -> None:
+    huge = chat_body(service.model, "x" * (MAX_BODY + 1024))
+    response = _post(service, huge)
+    assert response.status_code == 413
+    assert _error(response)["code"] == "payload_too_large"
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted while reading
+        yield b'{"model": "m", "messages": [{"role": "user", "content": "'
+        for _ in range(17):
+            yield b"y" * 2**20
+
+    with service.client() as client:
+        chunked = client.post(
+            "/v1/chat/completions", content=chunks(), headers={"Content-Type": "application/json"}
+        )
+    assert chunked.status_code == 413
+    assert_serves(service)
+
+
+def test_too_many_media_items_is_400_naming_the_limit(service: Service) -> None:
+    image = image_part(data_url("bird_image.jpg"))
+    response = _post(service, chat_body(service.model, [text_part("What?"), *[image] * 9]))
+    assert response.status_code == 400
+    assert "At most 8 media items" in _error(response)["message"]
+
+
+def test_prompt_longer_than_the_context_is_400_naming_the_limit(service: Service) -> None:
+    response = _post(service, chat_body(service.model, "hello " * 3000, max_tokens=4))
+    assert response.status_code == 400
+    error = _error(response)
+    assert (error["code"], error["param"]) == ("context_length_exceeded", "messages")
+    assert "1024" in error["message"]
+
+
+@pytest.mark.parametrize("param", ["max_tokens", "max_completion_tokens"])
+def test_max_tokens_beyond_the_context_is_400(service: Service, param: str) -> None:
+    response = _post(service, chat_body(service.model, "hi", **{param: 5000}))
+    assert response.status_code == 400
+    error = _error(response)
+    assert (error["code"], error["param"]) == ("context_length_exceeded", param)
+    assert "1024" in error["message"]
+
+
+def test_n_beyond_the_cap_is_400(service: Service) -> None:
+    response = _post(service, chat_body(service.model, "hi", n=5, max_tokens=2))
+    assert response.status_code == 400
+    assert _error(response)["param"] == "n" and "at most 4" in _error(response)["message"]
+    assert _post(service, chat_body(service.model, "hi", n=4, max_tokens=2)).status_code == 200
+
+
+def _port(service: Service) -> int:
+    return int(service.url.rsplit(":", 1)[1])
+
+
+def test_slow_loris_upload_is_timed_out_and_closed(service: Service) -> None:
+    results: list[tuple[bytes, bool, float]] = []
+    socks = [socket.create_connection(("127.0.0.1", _port(service))) for _ in range(8)]
+    try:
+        head = (
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: {service.headers['Authorization']}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+        )
+        for sock in socks:
+            sock.sendall(head.encode() + b'{"model": "')
+        start = time.monotonic()
+        for sock in socks:
+            sock.settimeout(0.5)
+            data, closed = b"", False
+            while time.monotonic() - start < 15:
+                try:
+                    chunk = sock.recv(65536)
+                except TimeoutError:
+                    continue
+                if not chunk:
+                    closed = True
+                    break
+                data += chunk
+            results.append((data, closed, time.monotonic() - start))
+    finally:
+        for sock in socks:
+            sock.close()
+    for data, closed, elapsed in results:
+        assert data.startswith(b"HTTP/1.1 408"), data[:200]
+        assert closed and elapsed < 10
+    assert_serves(service)
+
+
+async def _stream(client: httpx.AsyncClient, model: str) -> tuple[int, str, str]:
+    body = chat_body(model, "Tell me a story", max_tokens=48, ignore_eos=True, stream=True)
+    async with client.stream("POST", "/v1/chat/completions", json=body) as response:
+        text = "".join([line async for line in response.aiter_lines()])
+        return response.status_code, response.headers.get("retry-after", ""), text
+
+
+async def _burst(service: Service, n: int) -> list[tuple[int, str, str]]:
+    async with httpx.AsyncClient(
+        base_url=service.url, headers=service.headers, timeout=300
+    ) as client:
+        return list(await asyncio.gather(*(_stream(client, service.model) for _ in range(n))))
+
+
+def test_streams_beyond_the_queue_get_429_with_retry_after(
+    service: Service, record_property: pytest.RecordProperty
+) -> None:
+    results = asyncio.run(_burst(service, 10))  # 2 running + 2 waiting fit
+    statuses = [status for status, _, _ in results]
+    record_property("burst_statuses", str(sorted(statuses)))
+    assert all(s in (200, 429) for s in statuses), statuses
+    assert statuses.count(429) >= 1 and statuses.count(200) >= 4, statuses
+    for status, retry_after, text in results:
+        if status == 429:
+            assert retry_after.isdigit() and int(retry_after) >= 1
+        else:
+            assert text.endswith("data: [DONE]") and '"error"' not in text
+    deadline = time.monotonic() + 10
+    while engine_running(service.url) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert engine_running(service.url) == 0
+    assert_serves(service)
