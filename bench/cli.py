@@ -53,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batching-rounds", type=int, default=8, help="rounds of 16 images")
     p.add_argument("--skip-micro", action="store_true", help="no cache / batching figures")
     p.add_argument("--server-log", type=Path, default=None, help="default OUT_DIR/serve.log")
+    p.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="PANDAGPT_X=V",
+        help="a setting for `pandagpt serve` (repeatable), e.g. PANDAGPT_ENFORCE_EAGER=true",
+    )
     return p
 
 
@@ -87,7 +94,8 @@ async def service_phase(
     levels: list[LevelResult] = []
     per_level: dict[int, list[RequestResult]] = {}
     cache = None
-    with running_service(model_dir, log) as url:
+    settings = dict(item.split("=", 1) for item in args.server_env)
+    with running_service(model_dir, log, settings) as url:
         client = ServiceClient(url, args.max_tokens)
         try:
             await client.start()

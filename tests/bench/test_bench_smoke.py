@@ -33,6 +33,7 @@ def test_bench_smoke(tmp_path: Path) -> None:
             "--warmup=1",
             "--cache-requests=2",
             "--batching-rounds=1",
+            "--server-env=PANDAGPT_ENFORCE_EAGER=true",  # no torch.compile: a faster start
         ]
     )
     report = run(args)
