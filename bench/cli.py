@@ -46,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-requests", type=int, default=16, help="requests per level, at least")
     p.add_argument("--per-client", type=int, default=2, help="requests per level = this × C")
     p.add_argument("--max-tokens", type=int, default=32, help="generated tokens per reply")
-    p.add_argument("--warmup", type=int, default=6, help="untimed requests before each path")
+    p.add_argument(
+        "--warmup", type=int, default=6, help="untimed requests first (service: ≥ top C)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache-requests", type=int, default=16, help="pairs for the cache figure")
     p.add_argument("--cache-max-tokens", type=int, default=1)
@@ -99,8 +101,10 @@ async def service_phase(
         client = ServiceClient(url, args.max_tokens)
         try:
             await client.start()
-            warm = make_workload(args.warmup, args.seed + 1, tag="warmup")
-            await run_level(warm, max(1, min(4, len(warm))), client.one)
+            # Warm at the top concurrency: vLLM's first large batches are slower (new shapes).
+            top = max(sizes)
+            warm = make_workload(max(args.warmup, top), args.seed + 1, tag="warmup")
+            await run_level(warm, top, client.one)
             for c, n in sizes.items():
                 requests = make_workload(n, args.seed, tag=f"service-c{c}")
                 results, wall = await run_level(requests, c, client.one)
