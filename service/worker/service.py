@@ -37,6 +37,7 @@ from service.errors import (
     NotFound,
     ServiceError,
     Timeout,
+    Unavailable,
     WorkerFailed,
 )
 from service.metrics import Metrics
@@ -131,6 +132,8 @@ class WorkerService(Worker):
         return self._served.models[0].id
 
     async def chat(self, job: ChatJob) -> AsyncGenerator[ChatEvent, None]:
+        if self._closed:  # a pool sends the job to another worker
+            raise Unavailable("The worker is shutting down.")
         lora_name = self._served.resolve(job.model)
         loop = asyncio.get_running_loop()
         enqueued = loop.time()

@@ -13,7 +13,14 @@ import torch
 
 from encoders.media import MediaError
 from service.cache.memory import MemoryCache
-from service.errors import InvalidRequest, MediaInvalid, NotFound, ServerBusy, Timeout
+from service.errors import (
+    InvalidRequest,
+    MediaInvalid,
+    NotFound,
+    ServerBusy,
+    Timeout,
+    Unavailable,
+)
 from service.metrics import Metrics
 from service.worker.admission import Admission
 from service.worker.engine import GenerationDelta
@@ -238,6 +245,14 @@ async def test_closing_the_stream_aborts_the_generation() -> None:
     assert [rid.split("-")[0] for rid in engine.aborted] == ["r1"]
     readiness = await worker.readiness()
     assert readiness.running == 0 and readiness.ready
+
+
+async def test_closed_worker_is_unavailable() -> None:
+    worker, _ = make_worker()
+    await worker.aclose()
+    with pytest.raises(Unavailable):
+        await collect(worker, job())
+    assert not (await worker.readiness()).ready
 
 
 async def test_embed_text_and_media() -> None:
