@@ -4,7 +4,7 @@
 
 Without --model-dir it makes the small demo preset (`pandagpt demo-weights --size small`).
 Clients loop over a mix (text, streamed text, cached and fresh images, audio, embeddings,
-model list) until the time is up. After a warm-up (10% of the run, at least 20 s) it takes
+model list) until the time is up. After a warm-up (10% of the run, at least 30 s) it takes
 a baseline of every process's RSS and open fds; at the end it checks: zero errors, RSS of
 each process grew < 10% over the baseline, fd counts did not grow (a small slack for
 keep-alive sockets), and every worker's running and waiting counts are back at 0.
@@ -216,7 +216,7 @@ async def _run(split: Split, minutes: float, clients: int, log: Any) -> SoakRepo
         model = (await probe.get(f"{split.gateway}/v1/models")).json()["data"][0]["id"]
     load = Load(split.gateway, model, report)
     total_s = minutes * 60
-    warmup_s = max(20.0, 0.1 * total_s)
+    warmup_s = max(30.0, 0.1 * total_s)
     start = time.monotonic()
     stop_at = start + total_s
     tasks = [asyncio.create_task(load.client_loop(stop_at)) for _ in range(clients)]

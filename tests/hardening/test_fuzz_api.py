@@ -22,7 +22,7 @@ from tests.hardening.conftest import KEY, Service, assert_serves
 
 pytestmark = pytest.mark.slow
 
-MAX_EXAMPLES = 25  # per operation and phase
+MAX_EXAMPLES = 20  # per operation and phase
 SEED = 20261126
 SCHEMATHESIS = [sys.executable, "-m", "schemathesis.cli"]
 

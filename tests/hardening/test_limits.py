@@ -113,6 +113,7 @@ def test_slow_loris_upload_is_timed_out_and_closed(service: Service) -> None:
     finally:
         for sock in socks:
             sock.close()
+    print(f"slow-loris: 8 connections answered 408 and closed in {max(r[2] for r in results):.1f}s")
     for data, closed, elapsed in results:
         assert data.startswith(b"HTTP/1.1 408"), data[:200]
         assert closed and elapsed < 10
@@ -139,6 +140,7 @@ def test_streams_beyond_the_queue_get_429_with_retry_after(
     results = asyncio.run(_burst(service, 10))  # 2 running + 2 waiting fit
     statuses = [status for status, _, _ in results]
     record_property("burst_statuses", str(sorted(statuses)))
+    print(f"burst of 10 streams: {statuses.count(200)} x 200, {statuses.count(429)} x 429")
     assert all(s in (200, 429) for s in statuses), statuses
     assert statuses.count(429) >= 1 and statuses.count(200) >= 4, statuses
     for status, retry_after, text in results:

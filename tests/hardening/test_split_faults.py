@@ -1,0 +1,323 @@
+"""Split mode under load and faults: real gateway, two real workers (small demo preset),
+a throwaway Redis. Tests run in file order on one deployment, each leaving it whole:
+
+1. the 2-minute soak (16 clients, mixed load; RSS, fds, running count checked),
+2. Redis SIGKILLed and restarted mid-load: every request answered, hit ratio recovers,
+3. a hung worker (SIGSTOP): the gateway's request timeout answers 504, not a hang,
+4. a worker SIGKILLed mid-stream: its streams end with an error event, the other
+   worker's finish; the gateway routes around it and back once it returns,
+5. the gateway SIGKILLed with streams in flight: clients see a connection error and the
+   workers' running counts return to 0; a new gateway on the same port serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.hardening.harness import Split, kill_group, kill_redis, split_deployment
+from tests.hardening.soak import run_soak
+from tests.utils.media import data_url, image_part, text_part
+from tests.utils.readiness import metric, readiness
+
+pytestmark = pytest.mark.slow
+
+GATEWAY_TIMEOUT_S = 40.0  # PANDAGPT_REQUEST_TIMEOUT_S of the gateway (the hang test waits it)
+IMAGES = ("bird_image.jpg", "car_image.jpg", "dog_image.jpg")
+
+
+@pytest.fixture(scope="module")
+def split(small_model_dir: Path, hardening_logs: Path) -> Iterator[Split]:
+    with split_deployment(
+        small_model_dir,
+        hardening_logs,
+        # a generous Redis timeout: on a loaded machine slow answers would count as misses
+        worker_env={"PANDAGPT_ENFORCE_EAGER": "true", "PANDAGPT_CACHE_SOCKET_TIMEOUT_S": "2"},
+        gateway_env={"PANDAGPT_REQUEST_TIMEOUT_S": str(GATEWAY_TIMEOUT_S)},
+    ) as deployment:
+        yield deployment
+
+
+@pytest.fixture(scope="module")
+def model(split: Split) -> str:
+    response = httpx.get(f"{split.gateway}/v1/models", timeout=30)
+    return str(response.json()["data"][0]["id"])
+
+
+def _chat(model: str, content: object, **extra: object) -> dict[str, object]:
+    return {"model": model, "messages": [{"role": "user", "content": content}], **extra}
+
+
+@dataclass
+class StreamResult:
+    status: int = 0
+    chunks: int = 0
+    finished: bool = False  # a finish_reason arrived
+    error: str | None = None  # an error event arrived
+    done: bool = False  # data: [DONE] arrived
+    transport_error: str | None = None
+    events: list[str] = field(default_factory=list)
+
+
+async def _stream(
+    client: httpx.AsyncClient, model: str, started: asyncio.Event | None, max_tokens: int = 400
+) -> StreamResult:
+    result = StreamResult()
+    body = _chat(model, "Tell me a long story", max_tokens=max_tokens, ignore_eos=True, stream=True)
+    try:
+        async with client.stream("POST", "/v1/chat/completions", json=body) as response:
+            result.status = response.status_code
+            async for line in response.aiter_lines():
+                if not line.startswith("data: "):
+                    continue
+                data = line[len("data: ") :]
+                if data == "[DONE]":
+                    result.done = True
+                    continue
+                event = json.loads(data)
+                if "error" in event:
+                    result.error = str(event["error"].get("code"))
+                    continue
+                result.chunks += 1
+                if started is not None and result.chunks >= 2:
+                    started.set()
+                if any(c.get("finish_reason") for c in event.get("choices", [])):
+                    result.finished = True
+    except httpx.TransportError as exc:
+        result.transport_error = type(exc).__name__
+    return result
+
+
+def _worker_running(split: Split) -> dict[str, int]:
+    counts = {}
+    for name, url in split.workers.items():
+        state = readiness(url)
+        counts[name] = int(state["running"]) + int(state["waiting"])  # type: ignore[call-overload]
+    return counts
+
+
+def _wait(predicate: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def _healthy(split: Split, name: str) -> bool:
+    return metric(split.gateway, "pandagpt_worker_healthy", worker=split.workers[name]) == 1
+
+
+def _jobs(split: Split, name: str) -> float:
+    return metric(split.workers[name], "pandagpt_queue_time_seconds_count")
+
+
+# --- 1. soak ---
+
+
+def test_soak_two_minutes(split: Split, record_property: pytest.RecordProperty) -> None:
+    report = run_soak(split, minutes=2.0, clients=16)
+    summary = report.summary()
+    for key in ("requests", "errors", "rss_growth_pct", "latency_p50_s", "latency_p99_s"):
+        record_property(f"soak_{key}", json.dumps(summary[key]))
+    print("soak (2 min):", json.dumps(summary))
+    assert not report.failures(), report.failures()
+
+
+# --- 2. Redis killed and restarted mid-load ---
+
+
+def _cache_counts(split: Split) -> tuple[float, float]:
+    hits = sum(metric(u, "pandagpt_cache_hits_total") for u in split.workers.values())
+    misses = sum(metric(u, "pandagpt_cache_misses_total") for u in split.workers.values())
+    return hits, misses
+
+
+async def _image_load(split: Split, model: str, seconds: float) -> list[str]:
+    outcomes: list[str] = []
+    stop_at = time.monotonic() + seconds
+
+    async def client_loop(i: int) -> None:
+        async with httpx.AsyncClient(base_url=split.gateway, timeout=60) as client:
+            n = i
+            while time.monotonic() < stop_at:
+                n += 1
+                content = [text_part("What?"), image_part(data_url(IMAGES[n % len(IMAGES)]))]
+                try:
+                    response = await client.post(
+                        "/v1/chat/completions", json=_chat(model, content, max_tokens=2)
+                    )
+                    outcomes.append(str(response.status_code))
+                except httpx.TransportError as exc:
+                    outcomes.append(type(exc).__name__)
+
+    await asyncio.gather(*(client_loop(i) for i in range(4)))
+    return outcomes
+
+
+async def _redis_fault(split: Split, model: str) -> tuple[list[str], list[tuple[float, float]]]:
+    """13 s of image load; Redis SIGKILLed at 3 s and restarted (empty) at 7 s."""
+    load = asyncio.create_task(_image_load(split, model, 13))
+    counts = [await asyncio.to_thread(_cache_counts, split)]
+    await asyncio.sleep(3)
+    counts.append(await asyncio.to_thread(_cache_counts, split))
+    await asyncio.to_thread(kill_redis, split.redis)
+    await asyncio.sleep(4)
+    counts.append(await asyncio.to_thread(_cache_counts, split))
+    await asyncio.to_thread(split.redis.start)  # same port, empty
+    outcomes = await load
+    counts.append(await asyncio.to_thread(_cache_counts, split))
+    return outcomes, counts
+
+
+def test_redis_killed_mid_load(
+    split: Split, model: str, record_property: pytest.RecordProperty
+) -> None:
+    asyncio.run(_image_load(split, model, 2))  # warm: the images are in Redis
+    statuses, counts = asyncio.run(_redis_fault(split, model))
+    (h0, m0), (h1, m1), (h2, m2), (h3, m3) = counts
+
+    def ratio(h: float, m: float) -> float:
+        return h / (h + m) if h + m else 0.0
+
+    before, during, after = (
+        ratio(h1 - h0, m1 - m0),
+        ratio(h2 - h1, m2 - m1),
+        ratio(h3 - h2, m3 - m2),
+    )
+    record_property("redis_requests", len(statuses))
+    record_property("redis_hit_ratio", f"{before:.2f}/{during:.2f}/{after:.2f}")
+    print(
+        f"redis fault: {len(statuses)} requests, "
+        f"hit ratio {before:.2f} -> {during:.2f} -> {after:.2f}"
+    )
+    assert statuses and all(s == "200" for s in statuses), sorted(set(statuses))
+    assert before > 0.8 and during < 0.2  # requests in flight at the kill may still hit
+    assert after > 0.5, "cache hits did not recover after Redis came back"
+
+
+# --- 3. a hung worker ---
+
+
+def test_hung_worker_times_out_not_hangs(
+    split: Split, model: str, record_property: pytest.RecordProperty
+) -> None:
+    hung = split.procs["worker-b"]
+
+    async def burst() -> list[tuple[int, float]]:
+        async with httpx.AsyncClient(
+            base_url=split.gateway, timeout=GATEWAY_TIMEOUT_S + 60
+        ) as client:
+
+            async def one() -> tuple[int, float]:
+                start = time.monotonic()
+                response = await client.post(
+                    "/v1/chat/completions", json=_chat(model, "Hello", max_tokens=4)
+                )
+                return response.status_code, time.monotonic() - start
+
+            return list(await asyncio.gather(*(one() for _ in range(4))))
+
+    kill_group(hung, signal.SIGSTOP)
+    try:
+        results = asyncio.run(burst())
+        _wait(lambda: not _healthy(split, "worker-b"), 15, "the gateway to mark worker-b down")
+        after = asyncio.run(burst())
+    finally:
+        kill_group(hung, signal.SIGCONT)
+    statuses = [s for s, _ in results]
+    slowest = max(t for _, t in results)
+    record_property("hang_statuses", str(sorted(statuses)))
+    record_property("hang_slowest_s", round(slowest, 1))
+    print(f"hung worker: statuses {sorted(statuses)}, slowest {slowest:.1f}s; after: {after}")
+    assert set(statuses) <= {200, 503, 504} and {503, 504} & set(statuses), results
+    assert slowest < GATEWAY_TIMEOUT_S + 15
+    assert all(s == 200 for s, _ in after), after  # routed to the live worker
+    _wait(lambda: _healthy(split, "worker-b"), 30, "worker-b to be healthy again")
+    _wait(lambda: sum(_worker_running(split).values()) == 0, 30, "running counts at 0")
+
+
+# --- 4. a worker SIGKILLed mid-stream ---
+
+
+async def _streams_then(
+    split: Split, model: str, n: int, action: object, max_tokens: int = 400
+) -> list[StreamResult]:
+    async with httpx.AsyncClient(base_url=split.gateway, timeout=120) as client:
+        started = [asyncio.Event() for _ in range(n)]
+        tasks = [asyncio.create_task(_stream(client, model, e, max_tokens)) for e in started]
+        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in started)), 120)
+        action()  # type: ignore[operator]
+        return list(await asyncio.wait_for(asyncio.gather(*tasks), 180))
+
+
+def test_worker_killed_mid_stream(
+    split: Split, model: str, record_property: pytest.RecordProperty
+) -> None:
+    victim = split.procs["worker-a"]
+    # Short answers: the survivor's streams must finish inside the gateway's timeout
+    # even on a loaded CPU; the victim's die at once.
+    kill = lambda: kill_group(victim, signal.SIGKILL)  # noqa: E731
+    results = asyncio.run(_streams_then(split, model, 4, kill, max_tokens=64))
+    errored = [r for r in results if r.error is not None]
+    finished = [r for r in results if r.finished and r.error is None]
+    record_property("kill_streams", f"{len(errored)} error event / {len(finished)} finished")
+    print(
+        f"worker SIGKILL: {len(errored)} streams ended with an error event, "
+        f"{len(finished)} finished"
+    )
+    assert all(r.status == 200 and r.done and r.transport_error is None for r in results), results
+    assert errored and finished and len(errored) + len(finished) == len(results), results
+    _wait(lambda: not _healthy(split, "worker-a"), 15, "the gateway to mark worker-a down")
+    survivors = asyncio.run(_burst_statuses(split, model, 6))
+    assert survivors == [200] * 6, survivors
+
+    split.start_worker("worker-a")  # same port; the gateway polls it back in
+    _wait(lambda: _healthy(split, "worker-a"), 30, "worker-a to be healthy again")
+    before = _jobs(split, "worker-a")
+    assert asyncio.run(_burst_statuses(split, model, 6)) == [200] * 6
+    assert _jobs(split, "worker-a") > before, "the gateway did not route to the returned worker"
+
+
+async def _burst_statuses(split: Split, model: str, n: int) -> list[int]:
+    async with httpx.AsyncClient(base_url=split.gateway, timeout=120) as client:
+        responses = await asyncio.gather(
+            *(
+                client.post("/v1/chat/completions", json=_chat(model, "Hi", max_tokens=4))
+                for _ in range(n)
+            )
+        )
+    return [r.status_code for r in responses]
+
+
+# --- 5. the gateway killed with requests in flight ---
+
+
+def test_gateway_killed_with_streams_in_flight(
+    split: Split, model: str, record_property: pytest.RecordProperty
+) -> None:
+    gateway = split.procs["gateway"]
+    results = asyncio.run(
+        _streams_then(split, model, 4, lambda: kill_group(gateway, signal.SIGKILL))
+    )
+    errors = sorted({r.transport_error or "none" for r in results})
+    record_property("gateway_kill_client_errors", str(errors))
+    print(f"gateway SIGKILL: client errors {errors}")
+    assert all(r.transport_error and not r.done for r in results), results
+    start = time.monotonic()
+    _wait(lambda: sum(_worker_running(split).values()) == 0, 30, "workers to drop the streams")
+    drain = time.monotonic() - start
+    record_property("gateway_kill_drain_s", round(drain, 1))
+    print(f"gateway SIGKILL: workers back to 0 running in {drain:.1f}s")
+    gateway.stop(timeout=5)
+    split.start_gateway()
+    assert asyncio.run(_burst_statuses(split, model, 2)) == [200, 200]
