@@ -30,6 +30,7 @@ from typing import Any
 
 from bench.load import LevelResult, RequestResult, run_level, summarise
 from bench.report import load_table, plot, ratios, write_json
+from bench.workload import KINDS
 
 # Issue targets (2-core CPU, small demo preset, one run).
 TARGET_THROUGHPUT_X = 30.0  # service req/s at the top concurrency / reference req/s
@@ -50,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--warmup", type=int, default=6, help="untimed requests first (service: ≥ top C)"
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--kinds",
+        default=",".join(KINDS),
+        help="request kinds in the mix (e.g. text-only: the language side alone)",
+    )
     p.add_argument("--cache-requests", type=int, default=16, help="pairs for the cache figure")
     p.add_argument("--cache-max-tokens", type=int, default=1)
     p.add_argument("--batching-rounds", type=int, default=8, help="rounds of 16 images")
@@ -80,6 +86,14 @@ def loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+def kinds(args: argparse.Namespace) -> list[str]:
+    chosen = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    unknown = sorted(set(chosen) - set(KINDS))
+    if unknown or not chosen:
+        raise SystemExit(f"--kinds: unknown {unknown}; choose from {KINDS}")
+    return chosen
+
+
 def level_sizes(levels: Sequence[int], minimum: int, per_client: int) -> dict[int, int]:
     return {c: max(minimum, per_client * c) for c in levels}
 
@@ -103,10 +117,12 @@ async def service_phase(
             await client.start()
             # Warm at the top concurrency: vLLM's first large batches are slower (new shapes).
             top = max(sizes)
-            warm = make_workload(max(args.warmup, top), args.seed + 1, tag="warmup")
+            warm = make_workload(
+                max(args.warmup, top), args.seed + 1, tag="warmup", kinds=kinds(args)
+            )
             await run_level(warm, top, client.one)
             for c, n in sizes.items():
-                requests = make_workload(n, args.seed, tag=f"service-c{c}")
+                requests = make_workload(n, args.seed, tag=f"service-c{c}", kinds=kinds(args))
                 results, wall = await run_level(requests, c, client.one)
                 levels.append(summarise("service", c, results, wall))
                 per_level[c] = results
@@ -128,11 +144,13 @@ async def reference_phase(
 
     ref = ReferencePath(root / "sources", root / "sources" / f"pandagpt-demo-{args.size}"
                         / "pytorch_model.pt", args.max_tokens)  # fmt: skip
-    await run_level(make_workload(args.warmup, args.seed + 1, tag="warmup"), 1, ref.one)
+    warm = make_workload(args.warmup, args.seed + 1, tag="warmup", kinds=kinds(args))
+    await run_level(warm, 1, ref.one)
     levels: list[LevelResult] = []
     per_level: dict[int, list[RequestResult]] = {}
     for c, n in sizes.items():
-        results, wall = await run_level(make_workload(n, args.seed, tag=f"ref-c{c}"), c, ref.one)
+        requests = make_workload(n, args.seed, tag=f"ref-c{c}", kinds=kinds(args))
+        results, wall = await run_level(requests, c, ref.one)
         levels.append(summarise("reference", c, results, wall))
         per_level[c] = results
         print(f"  reference c={c:<3} {levels[-1].requests_per_s:8.2f} req/s", flush=True)

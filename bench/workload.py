@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import random
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,19 +129,21 @@ def make_request(
     return BenchRequest(index, kind, rng.choice(QUESTIONS[kind]), media=media)
 
 
-def make_workload(count: int, seed: int = 0, *, tag: str = "bench") -> list[BenchRequest]:
+def make_workload(
+    count: int, seed: int = 0, *, tag: str = "bench", kinds: Sequence[str] = KINDS
+) -> list[BenchRequest]:
     """`count` requests; kinds cycle through a seeded shuffle so every kind appears evenly.
 
     The content depends on `seed` only; `tag` goes into the media bytes, so two
     workloads with one seed and different tags are the same chats, uncached."""
     rng = random.Random(seed)
     requests = []
-    kinds: list[str] = []
+    deck: list[str] = []
     for i in range(count):
-        if not kinds:
-            kinds = list(KINDS)
-            rng.shuffle(kinds)
-        requests.append(make_request(i, kinds.pop(), rng, tag=tag))
+        if not deck:
+            deck = list(kinds)
+            rng.shuffle(deck)
+        requests.append(make_request(i, deck.pop(), rng, tag=tag))
     return requests
 
 
