@@ -2,10 +2,12 @@
 
 Batching: the worker's `Encoder` built exactly as `build_worker` builds it
 (ImageBind from the converted model dir, batch size / wait / preprocess
-threads from `Settings`), driven in-process by 16 concurrent callers that each
-encode image bytes (decode + preprocess + forward). "Off" is the same encoder
-with `encoder_max_batch_size=1` (`PANDAGPT_ENCODER_MAX_BATCH_SIZE=1`). In
-process, so that the figure is the encoder's and not the LLM's or HTTP's.
+threads from `Settings`), driven in-process by 16 concurrent callers. "Off" is
+the same encoder with `encoder_max_batch_size=1`
+(`PANDAGPT_ENCODER_MAX_BATCH_SIZE=1`). Two figures: image bytes in (decode +
+preprocess + forward: what a request costs) and preprocessed tensors in (the
+batched forward alone: what the micro-batcher itself changes). In process, so
+that the figure is the encoder's and not the LLM's or HTTP's.
 
 Cache: sequential image chats against the running service, alternating a
 first-time image (new bytes: a cache miss, so decode + encode) with one
@@ -17,6 +19,7 @@ keep the generation from hiding the media path.
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,17 +33,24 @@ from bench.workload import BenchRequest, MediaItem, fixture, unique_images
 @dataclass
 class BatchingFigure:
     concurrency: int
-    items: int
-    on_items_per_s: float
+    items: int  # per trial
+    trials: int  # per setting, interleaved off/on
+    on_items_per_s: float  # median over trials: bytes in (decode + preprocess + forward)
     off_items_per_s: float
-    on_batch_sizes: dict[int, int]  # batch size -> forwards
+    on_forward_items_per_s: float  # median: preprocessed tensors in (the batcher alone)
+    off_forward_items_per_s: float
+    on_batch_sizes: dict[int, int]  # batch size -> forwards, bytes-in trials
 
     @property
     def ratio(self) -> float:
         return self.on_items_per_s / self.off_items_per_s
 
+    @property
+    def forward_ratio(self) -> float:
+        return self.on_forward_items_per_s / self.off_forward_items_per_s
+
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "ratio": self.ratio}
+        return {**asdict(self), "ratio": self.ratio, "forward_ratio": self.forward_ratio}
 
 
 @dataclass
@@ -60,18 +70,15 @@ class CacheFigure:
         return {**asdict(self), "ratio": self.ratio}
 
 
-async def _encoder_items_per_s(
-    model_dir: Path, max_batch_size: int, concurrency: int, rounds: int
-) -> tuple[float, dict[int, int]]:
+def _encoder(model: Any, max_batch_size: int) -> Any:
+    """An `Encoder` built as `build_worker` builds it, with only the batch size changed."""
     import torch
 
-    from encoders.imagebind.checkpoint import load_imagebind
     from encoders.runner import Encoder
     from service.config import Settings
 
     settings = Settings(encoder_max_batch_size=max_batch_size)
-    model = load_imagebind(model_dir / "imagebind.safetensors", None, "cpu", torch.float32)
-    encoder = Encoder(
+    return Encoder(
         model,
         device="cpu",
         dtype=torch.float32,
@@ -79,25 +86,62 @@ async def _encoder_items_per_s(
         max_wait_ms=settings.encoder_max_wait_ms,
         preprocess_workers=settings.preprocess_workers,
     )
-    images = unique_images(concurrency * (rounds + 1))
-    async with encoder:
-        await asyncio.gather(*(encoder.encode("image", d) for d in images[:concurrency]))  # warm
-        encoder.stats.batch_sizes.clear()
-        start = time.perf_counter()
-        for r in range(1, rounds + 1):
-            batch = images[r * concurrency : (r + 1) * concurrency]
-            await asyncio.gather(*(encoder.encode("image", d) for d in batch))
-        wall = time.perf_counter() - start
-        return concurrency * rounds / wall, dict(encoder.stats.batch_sizes)
+
+
+async def _items_per_s(encoder: Any, rounds: list[list[Any]], tensors: bool) -> float:
+    """Each round: `len(round)` concurrent callers, one item each; rounds back to back."""
+
+    def submit(item: Any) -> Any:
+        if tensors:
+            return encoder.encode_input("image", item)
+        return encoder.encode("image", item)
+
+    start = time.perf_counter()
+    for items in rounds:
+        await asyncio.gather(*(submit(item) for item in items))
+    return sum(len(items) for items in rounds) / (time.perf_counter() - start)
 
 
 async def batching_figure(
-    model_dir: Path, concurrency: int = 16, rounds: int = 8
+    model_dir: Path, concurrency: int = 16, rounds: int = 8, trials: int = 3
 ) -> BatchingFigure:
-    # Off first, then on: each gets a fresh encoder (threads, allocator) of its own.
-    off, _ = await _encoder_items_per_s(model_dir, 1, concurrency, rounds)
-    on, sizes = await _encoder_items_per_s(model_dir, 32, concurrency, rounds)
-    return BatchingFigure(concurrency, concurrency * rounds, on, off, sizes)
+    """Off/on alternate `trials` times (medians reported), so load drifts on a shared
+    machine hit both settings alike. Every bytes-in item is a first-time image."""
+    import torch
+
+    from encoders.imagebind.checkpoint import load_imagebind
+    from encoders.media import preprocess
+
+    model = load_imagebind(model_dir / "imagebind.safetensors", None, "cpu", torch.float32)
+    tensor = preprocess("image", fixture("dog_image.jpg"))
+    results: dict[tuple[int, bool], list[float]] = {}
+    sizes: dict[int, int] = {}
+    fresh = iter(unique_images(concurrency * (rounds + 1) * trials * 2 * 2, start=20_000))
+    for _ in range(trials):
+        for max_batch in (1, 32):
+            async with _encoder(model, max_batch) as encoder:
+                for tensors in (False, True):
+                    grid = [
+                        [tensor.clone() if tensors else next(fresh) for _ in range(concurrency)]
+                        for _ in range(rounds + 1)
+                    ]
+                    await _items_per_s(encoder, grid[:1], tensors)  # warm: threads, allocator
+                    encoder.stats.batch_sizes.clear()
+                    rate = await _items_per_s(encoder, grid[1:], tensors)
+                    results.setdefault((max_batch, tensors), []).append(rate)
+                    if max_batch > 1 and not tensors:
+                        for size, n in encoder.stats.batch_sizes.items():
+                            sizes[size] = sizes.get(size, 0) + n
+    return BatchingFigure(
+        concurrency=concurrency,
+        items=concurrency * rounds,
+        trials=trials,
+        on_items_per_s=statistics.median(results[(32, False)]),
+        off_items_per_s=statistics.median(results[(1, False)]),
+        on_forward_items_per_s=statistics.median(results[(32, True)]),
+        off_forward_items_per_s=statistics.median(results[(1, True)]),
+        on_batch_sizes=dict(sorted(sizes.items())),
+    )
 
 
 def _image_chat(index: int, data: bytes) -> BenchRequest:
