@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +24,8 @@ from tests.utils.processes import (
 )
 
 KIB = 1024
+# pytest's `record_property` fixture (pytest exports no name for its type)
+RecordProperty = Callable[[str, object], None]
 
 
 def proc_status_kib(pid: int, key: str) -> int:

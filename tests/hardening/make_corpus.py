@@ -120,6 +120,7 @@ def encode_audio(fmt: str, seconds: float, rate: int = 16000, tone: bool = True)
     out = io.BytesIO()
     with av.open(out, "w", format=container) as dst:
         stream = dst.add_stream(codec, rate=rate)
+        assert isinstance(stream, av.audio.stream.AudioStream)
         stream.layout = "mono"
         frame_len = 1024
         total = int(seconds * rate)
@@ -174,6 +175,7 @@ def encode_video(
     out = io.BytesIO()
     with av.open(out, "w", format=container) as dst:
         stream = dst.add_stream(codec, rate=6)
+        assert isinstance(stream, av.video.stream.VideoStream)
         stream.width, stream.height = size
         stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
         rng = np.random.default_rng(1)
@@ -469,7 +471,7 @@ def hour_flac() -> bytes:
 def audio_only_mp4() -> bytes:
     out = io.BytesIO()
     data = audio_seed("m4a")
-    with av.open(io.BytesIO(data)) as src, av.open(out, "w", format="mp4") as dst:
+    with av.open(io.BytesIO(data), "r") as src, av.open(out, "w", format="mp4") as dst:
         in_stream = src.streams.audio[0]
         stream = dst.add_stream_from_template(in_stream)
         for packet in src.demux(in_stream):
@@ -482,7 +484,8 @@ def audio_only_mp4() -> bytes:
 
 def audio_only_mkv() -> bytes:
     out = io.BytesIO()
-    with av.open(io.BytesIO(audio_seed("ogg"))) as src, av.open(out, "w", format="matroska") as dst:
+    ogg = io.BytesIO(audio_seed("ogg"))
+    with av.open(ogg, "r") as src, av.open(out, "w", format="matroska") as dst:
         in_stream = src.streams.audio[0]
         stream = dst.add_stream_from_template(in_stream)
         for packet in src.demux(in_stream):
@@ -519,7 +522,7 @@ def imu_cases() -> Iterator[Case]:
     arrays["npy-3d"] = good.reshape(6, 20, 100)
     arrays["npy-1d"] = good.reshape(-1)
     arrays["npy-empty"] = np.zeros((6, 0), dtype=np.float32)
-    arrays["npy-scalar"] = np.float32(1.0).reshape(())
+    arrays["npy-scalar"] = np.array(1.0, dtype=np.float32)
     arrays["npy-strings"] = np.array([["a"] * 10] * 6)
     arrays["npy-complex"] = good[:, :10].astype(np.complex64)
     arrays["npy-bool"] = good > 0

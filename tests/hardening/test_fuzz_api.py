@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.hardening.conftest import KEY, Service, assert_serves
+from tests.hardening.harness import RecordProperty
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +68,7 @@ def _generated(output: str) -> int:
 
 @pytest.mark.parametrize("auth", ["with-key", "without-key"])
 def test_schemathesis_finds_nothing(
-    service: Service, tmp_path: Path, auth: str, record_property: pytest.RecordProperty
+    service: Service, tmp_path: Path, auth: str, record_property: RecordProperty
 ) -> None:
     headers = [f"Authorization: Bearer {KEY}"] if auth == "with-key" else []
     code, output, seconds = run_schemathesis(service, tmp_path, *headers)

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.hardening.conftest import Service, chat_body
-from tests.hardening.harness import peak_rss_bytes, rss_bytes
+from tests.hardening.harness import RecordProperty, peak_rss_bytes, rss_bytes
 from tests.hardening.make_corpus import Case, cases
 
 pytestmark = pytest.mark.slow
@@ -76,7 +76,7 @@ def test_corpus_is_large_and_covers_every_modality(corpus: tuple[Case, ...]) -> 
 
 
 def test_every_hostile_case_is_a_clear_400_in_bounded_time_and_memory(
-    service: Service, corpus: tuple[Case, ...], record_property: pytest.RecordProperty
+    service: Service, corpus: tuple[Case, ...], record_property: RecordProperty
 ) -> None:
     rss_before = rss_bytes(service.pid)
     failures: list[str] = []

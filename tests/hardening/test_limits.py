@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.hardening.conftest import Service, assert_serves, chat_body
+from tests.hardening.harness import RecordProperty
 from tests.utils.media import data_url, image_part, text_part
 from tests.utils.readiness import engine_running
 
@@ -135,7 +136,7 @@ async def _burst(service: Service, n: int) -> list[tuple[int, str, str]]:
 
 
 def test_streams_beyond_the_queue_get_429_with_retry_after(
-    service: Service, record_property: pytest.RecordProperty
+    service: Service, record_property: RecordProperty
 ) -> None:
     results = asyncio.run(_burst(service, 10))  # 2 running + 2 waiting fit
     statuses = [status for status, _, _ in results]

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.hardening.harness import Split, kill_group, kill_redis, split_deployment
+from tests.hardening.harness import RecordProperty, Split, kill_group, kill_redis, split_deployment
 from tests.hardening.soak import run_soak
 from tests.utils.media import data_url, image_part, text_part
 from tests.utils.processes import free_port, start_pandagpt
@@ -129,7 +129,7 @@ def _jobs(split: Split, name: str) -> float:
 # --- 1. soak ---
 
 
-def test_soak_two_minutes(split: Split, record_property: pytest.RecordProperty) -> None:
+def test_soak_two_minutes(split: Split, record_property: RecordProperty) -> None:
     report = run_soak(split, minutes=2.0, clients=16)
     summary = report.summary()
     for key in ("requests", "errors", "rss_growth_pct", "latency_p50_s", "latency_p99_s"):
@@ -187,9 +187,7 @@ async def _redis_fault(split: Split, model: str) -> tuple[list[str], list[tuple[
     return outcomes, counts
 
 
-def test_redis_killed_mid_load(
-    split: Split, model: str, record_property: pytest.RecordProperty
-) -> None:
+def test_redis_killed_mid_load(split: Split, model: str, record_property: RecordProperty) -> None:
     asyncio.run(_image_load(split, model, 2))  # warm: the images are in Redis
     statuses, counts = asyncio.run(_redis_fault(split, model))
     (h0, m0), (h1, m1), (h2, m2), (h3, m3), (h4, m4) = counts
@@ -214,7 +212,7 @@ def test_redis_killed_mid_load(
 
 
 def test_hung_worker_times_out_not_hangs(
-    split: Split, model: str, hardening_logs: Path, record_property: pytest.RecordProperty
+    split: Split, model: str, hardening_logs: Path, record_property: RecordProperty
 ) -> None:
     port = free_port()
     env = {**split.gateway_env, "PANDAGPT_REQUEST_TIMEOUT_S": str(HANG_TIMEOUT_S)}
@@ -277,7 +275,7 @@ async def _streams_then(
 
 
 def test_worker_killed_mid_stream(
-    split: Split, model: str, record_property: pytest.RecordProperty
+    split: Split, model: str, record_property: RecordProperty
 ) -> None:
     victim = split.procs["worker-a"]
     # Answers short enough: the survivor's streams must finish inside the gateway's timeout
@@ -293,7 +291,7 @@ def test_worker_killed_mid_stream(
 
 
 def _killed_mid_stream(
-    split: Split, model: str, kill: object, record_property: pytest.RecordProperty
+    split: Split, model: str, kill: object, record_property: RecordProperty
 ) -> None:
     results = asyncio.run(_streams_then(split, model, 4, kill, max_tokens=200))
     errored = [r for r in results if r.error is not None]
@@ -332,7 +330,7 @@ async def _burst_statuses(split: Split, model: str, n: int) -> list[int]:
 
 
 def test_gateway_killed_with_streams_in_flight(
-    split: Split, model: str, record_property: pytest.RecordProperty
+    split: Split, model: str, record_property: RecordProperty
 ) -> None:
     gateway = split.procs["gateway"]
     results = asyncio.run(
