@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -82,6 +83,11 @@ def resolve(target: str) -> Callable[[argparse.Namespace], int | None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:
+        # argparse's REMAINDER refuses options in first place (`bench --size small`):
+        # hand everything after `bench` to the benchmark's own parser.
+        return resolve(HANDLERS["bench"])(argparse.Namespace(command="bench", rest=argv[1:])) or 0
     args = build_parser().parse_args(argv)
     return resolve(HANDLERS[args.command])(args) or 0
 
