@@ -4,10 +4,12 @@
 
 Without --model-dir it makes the small demo preset (`pandagpt demo-weights --size small`).
 Clients loop over a mix (text, streamed text, cached and fresh images, audio, embeddings,
-model list) until the time is up. After a warm-up (10% of the run, at least 30 s) it takes
-a baseline of every process's RSS and open fds; at the end it checks: zero errors, RSS of
-each process grew < 10% over the baseline, fd counts did not grow (a small slack for
-keep-alive sockets), and every worker's running and waiting counts are back at 0.
+model list) until the time is up. During a warm-up (10% of the run, at least 45 s) it
+samples every process every 5 s; the baseline is each process's highest RSS in the warm-up
+(the plateau its allocator settles on) and its open fds at the end of it. At the end it
+checks: zero errors, RSS of each process grew < 10% over the baseline, fd counts did not
+grow (a small slack for keep-alive sockets), and every worker's running and waiting
+counts are back at 0.
 `run_soak` is the same load against a deployment the caller owns (the suite's 2-minute run).
 """
 
@@ -216,13 +218,12 @@ async def _run(split: Split, minutes: float, clients: int, log: Any) -> SoakRepo
         model = (await probe.get(f"{split.gateway}/v1/models")).json()["data"][0]["id"]
     load = Load(split.gateway, model, report)
     total_s = minutes * 60
-    warmup_s = max(30.0, 0.1 * total_s)
+    warmup_s = max(45.0, 0.1 * total_s)
     start = time.monotonic()
     stop_at = start + total_s
     tasks = [asyncio.create_task(load.client_loop(stop_at)) for _ in range(clients)]
     pids = process_pids(split)
-    await asyncio.sleep(warmup_s)
-    report.baseline = sample(pids)
+    report.baseline = await _warm_up_plateau(pids, start + warmup_s)
     log(f"baseline after {warmup_s:.0f}s: {report.total} requests")
     while time.monotonic() < stop_at:
         await asyncio.sleep(min(30.0, max(0.0, stop_at - time.monotonic())))
@@ -242,6 +243,21 @@ async def _run(split: Split, minutes: float, clients: int, log: Any) -> SoakRepo
         report.latency_p50_s = ordered[len(ordered) // 2]
         report.latency_p99_s = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
     return report
+
+
+async def _warm_up_plateau(pids: dict[str, int], until: float) -> dict[str, ProcSample]:
+    """Sample every 5 s until `until`: each process's highest RSS (the warm-up plateau:
+    allocators keep what the busiest moment took) and its fd count at the end."""
+    peak: dict[str, int] = {}
+    last: dict[str, ProcSample] = {}
+    while True:
+        last = sample(pids)
+        for name, now in last.items():
+            peak[name] = max(peak.get(name, 0), now.rss)
+        if time.monotonic() >= until:
+            break
+        await asyncio.sleep(min(5.0, max(0.0, until - time.monotonic())))
+    return {name: ProcSample(peak[name], s.fds) for name, s in last.items()}
 
 
 def run_soak(split: Split, minutes: float, clients: int = 16, log: Any = print) -> SoakReport:
