@@ -77,7 +77,7 @@ def _encoder(model: Any, max_batch_size: int) -> Any:
     from encoders.runner import Encoder
     from service.config import Settings
 
-    settings = Settings(encoder_max_batch_size=max_batch_size)
+    settings = Settings.load(encoder_max_batch_size=max_batch_size)
     return Encoder(
         model,
         device="cpu",
