@@ -41,6 +41,9 @@ def served(demo_root: Path, e2e_logs: Path) -> Iterator[tuple[str, Process]]:
         PANDAGPT_API_KEYS=API_KEY,
         PANDAGPT_HOST="127.0.0.1",
         PANDAGPT_MAX_MODEL_LEN="1024",
+        # vLLM's compile warm-up costs a minute on a busy CI CPU and changes no service
+        # code path; the playground e2e runs `serve` with the compiled default.
+        PANDAGPT_ENFORCE_EAGER="true",
     )
     proc = start_pandagpt("serve", ["serve"], port=port, env=env, log_dir=e2e_logs)
     try:

@@ -55,7 +55,7 @@ def split(demo_model_dir: Path, e2e_logs: Path) -> Iterator[Split]:
         PANDAGPT_CACHE_PREFIX=prefix,
         PANDAGPT_HOST="127.0.0.1",
         PANDAGPT_MAX_MODEL_LEN="1024",
-        PANDAGPT_ENFORCE_EAGER="true",  # skip vLLM's compile warm-up: start-up time matters here
+        PANDAGPT_ENFORCE_EAGER="true",  # skip vLLM's compile warm-up (as in test_serve)
         PANDAGPT_CACHE_SOCKET_TIMEOUT_S="2",  # a loaded CI machine must not turn hits into misses
     )
     ports = {"worker-a": free_port(), "worker-b": free_port()}

@@ -50,7 +50,7 @@ def deployment(demo_model_dir: Path, e2e_logs: Path) -> Iterator[Deployment]:
                     PANDAGPT_REDIS_URL=redis.url,
                     PANDAGPT_CACHE_PREFIX="pandagpt-e2e-outage:",
                     PANDAGPT_MAX_MODEL_LEN="1024",
-                    PANDAGPT_ENFORCE_EAGER="true",  # no compile warm-up; test_serve compiles
+                    PANDAGPT_ENFORCE_EAGER="true",  # skip vLLM's compile warm-up (as in test_serve)
                     PANDAGPT_CACHE_SOCKET_TIMEOUT_S="2",  # no timeouts on a loaded machine
                     PANDAGPT_MAX_NUM_SEQS="1",
                     PANDAGPT_MAX_QUEUE_SIZE="0",
