@@ -92,6 +92,11 @@ def engine_args(settings: Settings, layout: ModelLayout, manifest: Manifest, lor
             enable_lora=True,
             max_lora_rank=settings.max_lora_rank,
             max_loras=max(1, len(adapter_dirs(layout))),
+            # PandaGPT's adapters touch q/k/v/o only. Left unrestricted, vLLM also
+            # wraps embed_tokens, and a step that mixes prompt-embeds prefill with
+            # token decode then crashes the engine (punica indices for all tokens
+            # meet the embedding of the token rows alone; vLLM issue #51122).
+            lora_target_modules=["qkv_proj", "o_proj"],
         )
     return AsyncEngineArgs(**kwargs)
 

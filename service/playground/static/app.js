@@ -112,10 +112,13 @@ async function loadModels() {
   }
 }
 
-// A model card may say its context length (vLLM's `max_model_len`); no answer can be longer.
+// A model card may say its context length (vLLM's `max_model_len`). The prompt shares that
+// context and the server refuses max_tokens that cannot fit beside it, so the slider stops
+// at half the context, leaving the other half for the conversation.
 function fitMaxTokens(card) {
-  const limit = card && Number(card.max_model_len);
-  if (!limit) return;
+  const context = card && Number(card.max_model_len);
+  if (!context) return;
+  const limit = Math.max(1, Math.floor(context / 2));
   el.maxTokens.max = String(limit);
   if (Number(el.maxTokens.value) > limit) el.maxTokens.value = String(limit);
   el.maxTokens.dispatchEvent(new Event("input"));
