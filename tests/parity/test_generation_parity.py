@@ -172,3 +172,35 @@ def test_greedy_tokens_equal_reference(engine, reference, cases) -> None:
     assert equal == len(cases), report
     # The demo LLM must not be degenerate: long answers use many distinct tokens.
     assert all(len(set(ids)) >= 8 for ids in got if len(ids) >= 16)
+
+
+@pytest.mark.slow
+def test_prefill_beside_other_decodes_keeps_the_engine_alive(engine, cases) -> None:
+    """A prompt-embeds prefill scheduled beside two other requests' token decodes.
+
+    In LoRA mode this step crashed vLLM's engine (issue #51122) while its LoRA
+    also wrapped embed_tokens: the LoRA indices cover every token of the step,
+    the embedding only the decode rows (one row would broadcast silently, so
+    two decode and one prefill). The last request starts once the others have
+    streamed a token, so the mixed step is certain, not a race.
+    """
+    mode, model_dir, eng = engine
+    embeds = [our_embeds(model_dir, case) for case in cases[:3]]
+    sampling = Sampling(max_tokens=48, temperature=0.0, ignore_eos=True)
+
+    async def run() -> list[int]:
+        decoding = [asyncio.Event(), asyncio.Event()]
+
+        async def generate(i: int, wait_for: list[asyncio.Event]) -> int:
+            for event in wait_for:
+                await event.wait()
+            count = 0
+            async for delta in eng.generate(embeds[i], sampling, f"{mode}-mixed-{i}"):
+                count += len(delta.token_ids)
+                if i < len(decoding):
+                    decoding[i].set()
+            return count
+
+        return list(await asyncio.gather(generate(0, []), generate(1, []), generate(2, decoding)))
+
+    assert asyncio.run(run()) == [48, 48, 48]
