@@ -136,7 +136,12 @@ def engine(request, parity_weights: ParityWeights):
         enforce_eager=True,
     )
     eng = LLMEngine.start(settings, model_dir)
-    yield request.param, model_dir, eng
+    # AsyncLLM binds its output handler to the loop of its first request: every
+    # test of this engine runs on this one loop. Closing the runner cancels that
+    # handler (as asyncio.run would), which lets the engine's sockets close.
+    runner = asyncio.Runner()
+    yield request.param, model_dir, eng, runner
+    runner.close()
     eng.shutdown()
 
 
@@ -151,7 +156,7 @@ async def collect(eng: LLMEngine, embeds: torch.Tensor, request_id: str) -> list
 
 @pytest.mark.slow
 def test_greedy_tokens_equal_reference(engine, reference, cases) -> None:
-    mode, model_dir, eng = engine
+    mode, model_dir, eng, runner = engine
     if mode == "lora":
         assert eng.served_model_names == ["pandagpt-demo-tiny"]
 
@@ -160,7 +165,7 @@ def test_greedy_tokens_equal_reference(engine, reference, cases) -> None:
         jobs = [collect(eng, our_embeds(model_dir, case), f"{mode}-{case.name}") for case in cases]
         return list(await asyncio.gather(*jobs))
 
-    got = asyncio.run(run_all())
+    got = runner.run(run_all())
     equal = 0
     report = []
     for case, mine in zip(cases, got, strict=True):
@@ -184,7 +189,7 @@ def test_prefill_beside_other_decodes_keeps_the_engine_alive(engine, cases) -> N
     two decode and one prefill). The last request starts once the others have
     streamed a token, so the mixed step is certain, not a race.
     """
-    mode, model_dir, eng = engine
+    mode, model_dir, eng, runner = engine
     embeds = [our_embeds(model_dir, case) for case in cases[:3]]
     sampling = Sampling(max_tokens=48, temperature=0.0, ignore_eos=True)
 
@@ -203,4 +208,4 @@ def test_prefill_beside_other_decodes_keeps_the_engine_alive(engine, cases) -> N
 
         return list(await asyncio.gather(generate(0, []), generate(1, []), generate(2, decoding)))
 
-    assert asyncio.run(run()) == [48, 48, 48]
+    assert runner.run(run()) == [48, 48, 48]
