@@ -309,6 +309,9 @@ class WorkerService(Worker):
         return list(self._served.models)
 
     async def readiness(self) -> WorkerReadiness:
+        # Counted before the health round-trip, which waits for the engine's next
+        # step: the figures describe the moment the probe arrived.
+        running, waiting = self._engine.num_unfinished_requests(), self._admission.waiting
         ready, detail = True, "ok"
         if self._closed:
             ready, detail = False, "shutting down"
@@ -322,8 +325,8 @@ class WorkerService(Worker):
             ready=ready,
             detail=detail,
             cache_degraded=self._cache.degraded,
-            running=self._engine.num_unfinished_requests(),
-            waiting=self._admission.waiting,
+            running=running,
+            waiting=waiting,
         )
 
     async def aclose(self) -> None:
