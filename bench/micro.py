@@ -18,39 +18,14 @@ keep the generation from hiding the media path.
 
 from __future__ import annotations
 
-import asyncio
-import statistics
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.batching import BatchingFigure, compare
 from bench.load import percentile
 from bench.service_path import ServiceClient
 from bench.workload import BenchRequest, MediaItem, fixture, unique_images
-
-
-@dataclass
-class BatchingFigure:
-    concurrency: int
-    items: int  # per trial
-    trials: int  # per setting, interleaved off/on
-    on_items_per_s: float  # median over trials: bytes in (decode + preprocess + forward)
-    off_items_per_s: float
-    on_forward_items_per_s: float  # median: preprocessed tensors in (the batcher alone)
-    off_forward_items_per_s: float
-    on_batch_sizes: dict[int, int]  # batch size -> forwards, bytes-in trials
-
-    @property
-    def ratio(self) -> float:
-        return self.on_items_per_s / self.off_items_per_s
-
-    @property
-    def forward_ratio(self) -> float:
-        return self.on_forward_items_per_s / self.off_forward_items_per_s
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "ratio": self.ratio, "forward_ratio": self.forward_ratio}
 
 
 @dataclass
@@ -88,59 +63,24 @@ def _encoder(model: Any, max_batch_size: int) -> Any:
     )
 
 
-async def _items_per_s(encoder: Any, rounds: list[list[Any]], tensors: bool) -> float:
-    """Each round: `len(round)` concurrent callers, one item each; rounds back to back."""
-
-    def submit(item: Any) -> Any:
-        if tensors:
-            return encoder.encode_input("image", item)
-        return encoder.encode("image", item)
-
-    start = time.perf_counter()
-    for items in rounds:
-        await asyncio.gather(*(submit(item) for item in items))
-    return sum(len(items) for items in rounds) / (time.perf_counter() - start)
-
-
 async def batching_figure(
     model_dir: Path, concurrency: int = 16, rounds: int = 8, trials: int = 3
 ) -> BatchingFigure:
-    """Off/on alternate `trials` times (medians reported), so load drifts on a shared
-    machine hit both settings alike. Every bytes-in item is a first-time image."""
+    """The small preset's ImageBind on this CPU, as the worker runs it (bench/batching.py)."""
     import torch
 
     from encoders.imagebind.checkpoint import load_imagebind
     from encoders.media import preprocess
 
     model = load_imagebind(model_dir / "imagebind.safetensors", None, "cpu", torch.float32)
-    tensor = preprocess("image", fixture("dog_image.jpg"))
-    results: dict[tuple[int, bool], list[float]] = {}
-    sizes: dict[int, int] = {}
-    fresh = iter(unique_images(concurrency * (rounds + 1) * trials * 2 * 2, start=20_000))
-    for _ in range(trials):
-        for max_batch in (1, 32):
-            async with _encoder(model, max_batch) as encoder:
-                for tensors in (False, True):
-                    grid = [
-                        [tensor.clone() if tensors else next(fresh) for _ in range(concurrency)]
-                        for _ in range(rounds + 1)
-                    ]
-                    await _items_per_s(encoder, grid[:1], tensors)  # warm: threads, allocator
-                    encoder.stats.batch_sizes.clear()
-                    rate = await _items_per_s(encoder, grid[1:], tensors)
-                    results.setdefault((max_batch, tensors), []).append(rate)
-                    if max_batch > 1 and not tensors:
-                        for size, n in encoder.stats.batch_sizes.items():
-                            sizes[size] = sizes.get(size, 0) + n
-    return BatchingFigure(
-        concurrency=concurrency,
-        items=concurrency * rounds,
-        trials=trials,
-        on_items_per_s=statistics.median(results[(32, False)]),
-        off_items_per_s=statistics.median(results[(1, False)]),
-        on_forward_items_per_s=statistics.median(results[(32, True)]),
-        off_forward_items_per_s=statistics.median(results[(1, True)]),
-        on_batch_sizes=dict(sorted(sizes.items())),
+    fresh = iter(unique_images(concurrency * (rounds + 1) * trials * 2, start=20_000))
+    return await compare(
+        lambda max_batch: _encoder(model, max_batch),
+        fresh,
+        preprocess("image", fixture("dog_image.jpg")),
+        concurrency,
+        rounds,
+        trials,
     )
 
 
