@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,18 +83,22 @@ async def _serve_all_in_one(settings: Settings) -> None:
     worker = await build_worker(settings, metrics=metrics, cache=cache)
     try:
         app = create_app(settings, worker, cache=cache, metrics=metrics)
-        await serve_app(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level,
-            graceful_s=settings.shutdown_grace_s,
-            on_started=lambda url: print(
-                usage_banner(url, settings, worker.default_model), flush=True
-            ),
-        )
+        model = worker.default_model
+        await _serve(app, settings, banner=lambda url: usage_banner(url, settings, model))
     finally:
         await worker.aclose()
+
+
+async def _serve(app: Any, settings: Settings, banner: Callable[[str], str]) -> None:
+    """Serve `app` on the configured address; `banner(url)` is printed once it listens."""
+    await serve_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        graceful_s=settings.shutdown_grace_s,
+        on_started=lambda url: print(banner(url), flush=True),
+    )
 
 
 def usage_banner(url: str, settings: Settings, model: str) -> str:
@@ -138,14 +143,7 @@ async def _serve_worker(settings: Settings) -> None:
     worker = await build_worker(settings, metrics=metrics)
     try:
         app = create_worker_app(worker, settings, metrics=metrics)
-        await serve_app(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level,
-            graceful_s=settings.shutdown_grace_s,
-            on_started=lambda url: print(f"PandaGPT worker listening at {url}", flush=True),
-        )
+        await _serve(app, settings, banner=lambda url: f"PandaGPT worker listening at {url}")
     finally:
         await worker.aclose()
 
@@ -174,15 +172,9 @@ async def _serve_gateway(settings: Settings) -> None:
     pool = WorkerPool.from_settings(settings, metrics=metrics)
     try:
         app = create_app(settings, pool, metrics=metrics)
-        await serve_app(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level,
-            graceful_s=settings.shutdown_grace_s,
-            on_started=lambda url: print(
-                f"PandaGPT gateway at {url} over {len(settings.worker_urls)} worker(s)", flush=True
-            ),
+        workers = len(settings.worker_urls)
+        await _serve(
+            app, settings, banner=lambda url: f"PandaGPT gateway at {url} over {workers} worker(s)"
         )
     finally:
         await pool.aclose()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -35,11 +35,14 @@ from service.api.models import api_router as models_router
 from service.api.models.serving import ModelCatalog
 from service.api.routes import health
 from service.api.routes import metrics as metrics_route
+from service.api.serving import OpenAIServing
 from service.cache.base import EmbeddingCache
 from service.config import Settings
 from service.gateway.pool import WorkerPool
 from service.metrics import Metrics
 from service.worker.base import Worker
+
+ServingT = TypeVar("ServingT", bound=OpenAIServing)
 
 _log = logging.getLogger(__name__)
 
@@ -87,16 +90,19 @@ def create_app(
     state = app.state
     state.settings, state.worker, state.cache, state.metrics = settings, worker, cache, metrics
     state.fetcher, state.catalog, state.admission = fetcher, catalog, admission
-    shared = {
-        "worker": worker,
-        "catalog": catalog,
-        "fetcher": fetcher,
-        "admission": admission,
-        "settings": settings,
-        "metrics": metrics,
-    }
-    state.chat_serving = ChatServing(**shared)  # type: ignore[arg-type]
-    state.embedding_serving = EmbeddingServing(**shared)  # type: ignore[arg-type]
+
+    def serving(cls: type[ServingT]) -> ServingT:
+        return cls(
+            worker=worker,
+            catalog=catalog,
+            fetcher=fetcher,
+            admission=admission,
+            settings=settings,
+            metrics=metrics,
+        )
+
+    state.chat_serving = serving(ChatServing)
+    state.embedding_serving = serving(EmbeddingServing)
 
     install_exception_handlers(app)
     app.include_router(chat_router.router)

@@ -40,15 +40,5 @@ def feature_from_bytes(data: bytes, dim: int) -> torch.Tensor | None:
 
 
 def sampling_of(settings: SamplingSettings) -> Sampling:
-    return Sampling(
-        max_tokens=settings.max_tokens,
-        temperature=settings.temperature,
-        top_p=settings.top_p,
-        top_k=settings.top_k,
-        n=settings.n,
-        seed=settings.seed,
-        stop=tuple(settings.stop),
-        presence_penalty=settings.presence_penalty,
-        frequency_penalty=settings.frequency_penalty,
-        ignore_eos=settings.ignore_eos,
-    )
+    # Same field names on both sides (tests/unit/worker/test_sampling.py holds them equal).
+    return Sampling(**{**settings.model_dump(), "stop": tuple(settings.stop)})

@@ -15,10 +15,11 @@ import json
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
+from functools import cached_property
 
 from starlette.responses import JSONResponse, Response
 
-from service.api.admission import Admission, Ticket
+from service.api.admission import Ticket
 from service.api.chat_completion.conversation import build_job
 from service.api.chat_completion.protocol import (
     ChatCompletionChoice,
@@ -32,10 +33,8 @@ from service.api.chat_completion.protocol import (
     completion_id,
     now,
 )
-from service.api.media_fetch import MediaFetcher
-from service.api.models.serving import ModelCatalog
+from service.api.serving import OpenAIServing
 from service.api.streaming import EventStreamResponse, sse
-from service.config import Settings
 from service.errors import (
     ContextLengthExceeded,
     InvalidRequest,
@@ -46,7 +45,6 @@ from service.errors import (
     from_event,
 )
 from service.metrics import Metrics
-from service.worker.base import Worker
 from service.worker.protocol import ChatDelta, ChatEvent, ChatUsage, SamplingSettings
 
 _log = logging.getLogger(__name__)
@@ -118,28 +116,15 @@ class _Run:
         self.ticket.release()
 
 
-class ChatServing:
-    def __init__(
-        self,
-        *,
-        worker: Worker,
-        catalog: ModelCatalog,
-        fetcher: MediaFetcher,
-        admission: Admission,
-        settings: Settings,
-        metrics: Metrics,
-    ) -> None:
-        self.worker = worker
-        self.catalog = catalog
-        self.fetcher = fetcher
-        self.admission = admission
-        self.settings = settings
-        self.metrics = metrics
-        self.defaults = SamplingSettings(
-            max_tokens=settings.default_max_tokens,
-            temperature=settings.default_temperature,
-            top_p=settings.default_top_p,
-            top_k=settings.default_top_k,
+class ChatServing(OpenAIServing):
+    @cached_property
+    def defaults(self) -> SamplingSettings:
+        """The server's sampling defaults, under what a request sets."""
+        return SamplingSettings(
+            max_tokens=self.settings.default_max_tokens,
+            temperature=self.settings.default_temperature,
+            top_p=self.settings.default_top_p,
+            top_k=self.settings.default_top_k,
         )
 
     async def create(self, request: ChatCompletionRequest, request_id: str) -> Response:

@@ -12,7 +12,6 @@ import hashlib
 import time
 from collections.abc import Sequence
 
-from service.api.admission import Admission
 from service.api.chat_completion.protocol import PART_MODALITY, InputAudioPart, TextPart
 from service.api.embeddings.protocol import (
     EmbeddingData,
@@ -20,36 +19,15 @@ from service.api.embeddings.protocol import (
     EmbeddingResponse,
     EmbeddingUsage,
 )
-from service.api.media_fetch import MediaFetcher
-from service.api.models.serving import ModelCatalog
+from service.api.serving import OpenAIServing
 from service.cache.base import pack_f32
-from service.config import Settings
 from service.errors import InvalidRequest, ServiceError, Timeout, WorkerFailed
-from service.metrics import Metrics
-from service.worker.base import Worker
 from service.worker.protocol import EmbedJob, MediaItem
 
 MAX_INPUTS = 2048  # OpenAI's cap on inputs per request
 
 
-class EmbeddingServing:
-    def __init__(
-        self,
-        *,
-        worker: Worker,
-        catalog: ModelCatalog,
-        fetcher: MediaFetcher,
-        admission: Admission,
-        settings: Settings,
-        metrics: Metrics,
-    ) -> None:
-        self.worker = worker
-        self.catalog = catalog
-        self.fetcher = fetcher
-        self.admission = admission
-        self.settings = settings
-        self.metrics = metrics
-
+class EmbeddingServing(OpenAIServing):
     async def create(self, request: EmbeddingRequest, request_id: str) -> EmbeddingResponse:
         raw = [request.input] if isinstance(request.input, str) else list(request.input)
         if not raw:
