@@ -20,11 +20,17 @@ from bench.cli import build_parser, run
 pytestmark = pytest.mark.slow
 
 
-def test_bench_smoke(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the bench makes (then reuses) its tiny demo weights."""
+    return tmp_path_factory.mktemp("bench") / "weights"
+
+
+def test_bench_smoke(tmp_path: Path, weights_dir: Path) -> None:
     args: argparse.Namespace = build_parser().parse_args(
         [
             "--size=tiny",
-            f"--weights-dir={tmp_path / 'weights'}",
+            f"--weights-dir={weights_dir}",
             f"--out-dir={tmp_path / 'out'}",
             "--concurrency=1,2",
             "--min-requests=6",  # one of each kind: image, audio, video, image+audio, ...
@@ -48,3 +54,19 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert {"cache", "batching", "targets", "machine"} <= set(written)
     png = (tmp_path / "out" / "bench.png").read_bytes()
     assert png.startswith(b"\x89PNG")
+
+
+def test_engine_ceiling_smoke(
+    tmp_path: Path, weights_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bench.ceiling import main
+
+    monkeypatch.setenv("PANDAGPT_ENFORCE_EAGER", "true")
+    out = tmp_path / "ceiling.json"
+    argv = ["--size=tiny", f"--weights-dir={weights_dir}", "--concurrency=1,3"]
+    assert main([*argv, "--max-tokens=6", "--trials=2", f"--out={out}"]) == 0
+    report = json.loads(out.read_text())
+    assert report["prompt_rows"] > 5 and report["max_tokens"] == 6
+    assert report["reference_tokens_per_s"] > 0
+    assert set(report["engine_tokens_per_s"]) == set(report["engine_over_reference"]) == {"1", "3"}
+    assert all(rate > 0 for rate in report["engine_tokens_per_s"].values())

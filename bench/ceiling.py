@@ -1,0 +1,123 @@
+"""The language side's ceiling: the engine alone against the reference's `generate`.
+
+`pandagpt bench` compares whole requests. This asks how far any service built on
+vLLM could get on this machine: the worker's `LLMEngine` in process (no HTTP,
+no gateway, no media, no cache) generates from the reference's own prompt
+embeddings of a text-only chat, at each concurrency level, against
+`ReferencePandaGPT.generate_fixed` (transformers + peft, LoRA unmerged) on the
+same prompt, one request after another. Both greedy, exactly `--max-tokens`
+new tokens. If the engine alone is k× the reference, the service cannot be far
+above k× on the same machine, whatever it does around the engine.
+
+    python -m bench.ceiling --size small --out artifacts/bench/ceiling.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.reference import ReferencePandaGPT
+
+QUESTION = "Tell me a story about a cat."
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", choices=["tiny", "small"], default="small")
+    parser.add_argument("--weights-dir", type=Path, help="default .cache/bench-<size>")
+    parser.add_argument("--concurrency", default="1,32", help="comma-separated levels")
+    parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--trials", type=int, default=5, help="per level; the first is warm-up")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path)
+    return parser.parse_args(argv)
+
+
+def reference_tokens_per_s(ref: ReferencePandaGPT, embeds: torch.Tensor, args: Any) -> float:
+    times = []
+    for _ in range(args.trials):
+        start = time.perf_counter()
+        ref.generate_fixed(embeds, args.max_tokens)
+        times.append(time.perf_counter() - start)
+    return args.max_tokens / statistics.median(times[1:])
+
+
+async def engine_tokens_per_s(
+    model_dir: Path, embeds: torch.Tensor, levels: list[int], args: Any
+) -> dict[int, float]:
+    from service.config import Settings
+    from service.worker.engine import LLMEngine
+    from service.worker.sampling import Sampling
+
+    engine = LLMEngine.start(Settings.load(model_dir=model_dir), model_dir)
+    sampling = Sampling(max_tokens=args.max_tokens, temperature=0.0, ignore_eos=True)
+    calls = 0
+
+    async def one() -> int:
+        nonlocal calls
+        calls += 1
+        tokens = 0
+        async for delta in engine.generate(embeds, sampling, f"ceiling-{calls}"):
+            tokens = delta.completion_tokens
+        return tokens
+
+    rates: dict[int, float] = {}
+    try:
+        for level in levels:
+            times = []
+            for _ in range(args.trials):
+                start = time.perf_counter()
+                counts = await asyncio.gather(*(one() for _ in range(level)))
+                times.append(time.perf_counter() - start)
+                assert counts == [args.max_tokens] * level, counts
+            rates[level] = level * args.max_tokens / statistics.median(times[1:])
+    finally:
+        engine.shutdown()
+    return rates
+
+
+def main(argv: list[str] | None = None) -> int:
+    from service.weights.demo import make_demo_weights
+
+    args = parse_args(argv)
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")  # as bench/server.py
+    levels = [int(x) for x in args.concurrency.split(",") if x.strip()]
+    root = args.weights_dir or Path(f".cache/bench-{args.size}")
+    model_dir = make_demo_weights(root, seed=args.seed, size=args.size)
+    sources = root / "sources"
+    delta = sources / f"pandagpt-demo-{args.size}" / "pytorch_model.pt"
+    ref = ReferencePandaGPT(sources / "vicuna", delta)
+    embeds = ref.inputs_embeds(QUESTION)  # [1, T, C]
+    reference = reference_tokens_per_s(ref, embeds, args)
+    del ref
+    engine = asyncio.run(engine_tokens_per_s(model_dir, embeds[0].clone(), levels, args))
+    report = {
+        "load_average": os.getloadavg(),
+        "nproc": os.cpu_count(),
+        "prompt_rows": int(embeds.shape[1]),
+        "max_tokens": args.max_tokens,
+        "reference_tokens_per_s": reference,
+        "engine_tokens_per_s": {str(c): r for c, r in engine.items()},
+        "engine_over_reference": {str(c): r / reference for c, r in engine.items()},
+    }
+    print(f"reference (one at a time): {reference:.1f} tok/s")
+    for c, rate in engine.items():
+        print(f"engine alone, {c:>3} concurrent: {rate:.1f} tok/s = {rate / reference:.2f}x")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
