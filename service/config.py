@@ -174,6 +174,13 @@ class Settings(BaseSettings):
     worker_connect_timeout_s: float = Field(
         5.0, gt=0, description="Connect timeout from gateway to workers."
     )
+    worker_token: str | None = Field(
+        None,
+        description="Shared secret between gateway and workers: the gateway sends it as a"
+        " bearer token, workers refuse `/internal/*` without it. Unset: that API is open,"
+        " so keep workers on a private network.",
+        repr=False,
+    )
     redis_url: str | None = Field(
         None, description="Embedding cache in Redis; in-memory LRU when unset.", repr=False
     )

@@ -49,6 +49,7 @@ class HTTPWorkerClient(Worker):
         *,
         connect_timeout_s: float = 5.0,
         read_timeout_s: float | None = None,
+        token: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
@@ -60,6 +61,7 @@ class HTTPWorkerClient(Worker):
             trust_env=False,
             timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s),
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+            headers={"Authorization": f"Bearer {token}"} if token else None,
         )
 
     def __repr__(self) -> str:
@@ -137,6 +139,12 @@ def _parse_event(line: str) -> ChatEvent:
 
 
 def _from_error_response(response: httpx.Response) -> ServiceError:
+    if response.status_code == 401:
+        # The client's own key was fine (the gateway checked it): this is our misconfiguration.
+        return Unavailable(
+            f"The worker at {response.url.host}:{response.url.port} refused the gateway"
+            " (worker_token differs)."
+        )
     try:
         body = json.loads(response.content)
         error = from_event(

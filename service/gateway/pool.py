@@ -73,7 +73,11 @@ class WorkerPool(Worker):
     @classmethod
     def from_settings(cls, settings: Settings, *, metrics: Metrics | None = None) -> WorkerPool:
         clients = [
-            HTTPWorkerClient(url, connect_timeout_s=settings.worker_connect_timeout_s)
+            HTTPWorkerClient(
+                url,
+                connect_timeout_s=settings.worker_connect_timeout_s,
+                token=settings.worker_token,
+            )
             for url in settings.worker_urls
         ]
         return cls(

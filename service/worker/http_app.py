@@ -10,24 +10,35 @@ Errors before the stream starts are an HTTP status (from `error_spec`) with a
 `WorkerErrorEvent` JSON body (Retry-After kept for 429), so the gateway can
 rebuild the same exception; errors after it are one `error` event line. When
 the gateway hangs up, the worker stream is closed, aborting the generation.
-The API is internal: it carries no auth and must not be exposed publicly.
+
+With `worker_token` set, `/internal/*` requires it as a bearer token (401
+otherwise); probes and metrics stay open. Without it the API is open: keep it
+off public networks (the Helm chart sets a token and a NetworkPolicy).
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api.exception_handlers import param_from_loc
 from service.api.middleware.metrics import MetricsMiddleware
 from service.api.middleware.request_id import RequestIdMiddleware
 from service.api.streaming import EventStreamResponse
 from service.config import Settings
-from service.errors import InvalidRequest, ServiceError, WorkerFailed, error_spec
+from service.errors import (
+    InvalidRequest,
+    ServiceError,
+    Unauthorized,
+    WorkerFailed,
+    error_spec,
+)
 from service.metrics import Metrics, render_latest
 from service.worker.base import Worker
 from service.worker.protocol import (
@@ -135,9 +146,30 @@ def create_worker_app(
         body, content_type = render_latest(metrics)
         return Response(body, media_type=content_type)
 
+    if settings.worker_token:
+        app.add_middleware(WorkerTokenMiddleware, token=settings.worker_token)
+    else:
+        _log.warning("worker_token is unset: /internal/* accepts any caller")
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestIdMiddleware)
     return app
+
+
+class WorkerTokenMiddleware:
+    """401 for `/internal/*` requests without `Authorization: Bearer <worker_token>`."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self._expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/internal/"):
+            given = dict(scope["headers"]).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self._expected):
+                response = error_response(Unauthorized("Missing or wrong worker token."))
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 async def _empty() -> AsyncGenerator[str, None]:

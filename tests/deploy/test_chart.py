@@ -240,6 +240,35 @@ def test_api_keys_secret_created_or_existing(render) -> None:
     assert keys["secret"]["secretName"] == secret["metadata"]["name"]
 
 
+def _token_env(deployment: dict) -> list[dict]:
+    return [
+        env
+        for c in deployment["spec"]["template"]["spec"]["containers"]
+        for env in c.get("env", [])
+        if env["name"] == "PANDAGPT_WORKER_TOKEN"
+    ]
+
+
+def test_worker_token_reaches_gateway_and_worker_from_one_secret(render) -> None:
+    import base64
+
+    created = render()
+    (secret,) = [s for s in find(created, "Secret") if "worker-token" in s["data"]]
+    assert len(base64.b64decode(secret["data"]["worker-token"])) == 48
+    for component in ("gateway", "worker"):
+        (deployment,) = find(created, "Deployment", component)
+        (env,) = _token_env(deployment)
+        ref = env["valueFrom"]["secretKeyRef"]
+        assert ref == {"name": secret["metadata"]["name"], "key": "worker-token"}, component
+    existing = render(*profile_args(CHART / "ci" / "external-redis-keda-values.yaml"))
+    for component in ("gateway", "worker"):
+        (deployment,) = find(existing, "Deployment", component)
+        (env,) = _token_env(deployment)
+        assert env["valueFrom"]["secretKeyRef"] == {"name": "pandagpt-worker-token", "key": "token"}
+    off = render(*profile_args(CHART / "ci" / "single-gpu-minimal-values.yaml"))
+    assert not any(_token_env(d) for d in find(off, "Deployment"))
+
+
 def test_given_api_keys_are_stored_one_per_line(render) -> None:
     import base64
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 
@@ -37,6 +38,9 @@ pytestmark = pytest.mark.slow
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
+WORKER_TOKEN = "split-e2e-worker-token-0123456789"
+
+
 @dataclass
 class Split:
     gateway: str
@@ -57,6 +61,7 @@ def split(demo_model_dir: Path, e2e_logs: Path) -> Iterator[Split]:
         PANDAGPT_MAX_MODEL_LEN="1024",
         PANDAGPT_ENFORCE_EAGER="true",  # skip vLLM's compile warm-up (as in test_serve)
         PANDAGPT_CACHE_SOCKET_TIMEOUT_S="2",  # a loaded CI machine must not turn hits into misses
+        PANDAGPT_WORKER_TOKEN=WORKER_TOKEN,
     )
     ports = {"worker-a": free_port(), "worker-b": free_port()}
     procs: dict[str, Process] = {}
@@ -82,6 +87,7 @@ def split(demo_model_dir: Path, e2e_logs: Path) -> Iterator[Split]:
                 env=base_env(
                     PANDAGPT_MEDIA_ALLOW_NETWORKS="127.0.0.1/32",
                     PANDAGPT_WORKER_POLL_INTERVAL_S="0.5",
+                    PANDAGPT_WORKER_TOKEN=WORKER_TOKEN,
                 ),
                 log_dir=e2e_logs,
                 timeout=60,
@@ -140,7 +146,7 @@ async def _direct_chat(worker_url: str, image: bytes) -> None:
         turns=[Turn(user=UserTurn(text="What is this?", media=[item]))],
         sampling=SamplingSettings(max_tokens=2),
     )
-    client = HTTPWorkerClient(worker_url)
+    client = HTTPWorkerClient(worker_url, token=WORKER_TOKEN)
     try:
         job.model = (await client.models())[0].id
         async for _ in client.chat(job):
@@ -167,6 +173,14 @@ def test_repeated_image_is_a_cache_hit_on_either_worker(
         asyncio.run(_direct_chat(url, media_bytes("car_image.jpg")))
     final = image_hits(split)
     assert all(final[name] > after_hits[name] for name in split.workers), final
+
+
+def test_workers_refuse_internal_calls_without_the_token(split: Split) -> None:
+    for url in split.workers.values():
+        for headers in ({}, {"Authorization": "Bearer not-the-token"}):
+            response = httpx.get(f"{url}/internal/models", headers=headers, timeout=10)
+            assert response.status_code == 401, response.text
+        assert httpx.get(f"{url}/health/ready", timeout=10).status_code == 200
 
 
 def test_allowlisted_media_server_is_fetched(

@@ -182,6 +182,37 @@ imagePullSecrets:
 {{- end }}
 {{- end -}}
 
+{{/* pandagpt.workerToken.secretName: the Secret holding the worker token (existing or created). */}}
+{{- define "pandagpt.workerToken.secretName" -}}
+{{- default (printf "%s-worker-token" (include "pandagpt.fullname" .)) .Values.workerToken.existingSecret -}}
+{{- end -}}
+
+{{/* pandagpt.workerToken.secretKey: the key inside that Secret. */}}
+{{- define "pandagpt.workerToken.secretKey" -}}
+{{- if .Values.workerToken.existingSecret -}}{{ .Values.workerToken.existingSecretKey }}{{- else -}}worker-token{{- end -}}
+{{- end -}}
+
+{{/* pandagpt.workerToken.value: the created Secret's value: the stored one, else a new random token. */}}
+{{- define "pandagpt.workerToken.value" -}}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "pandagpt.workerToken.secretName" .) -}}
+{{- if and $existing (index ($existing.data | default dict) "worker-token") -}}
+{{- index $existing.data "worker-token" | b64dec -}}
+{{- else -}}
+{{- randAlphaNum 48 -}}
+{{- end -}}
+{{- end -}}
+
+{{/* pandagpt.workerToken.env: PANDAGPT_WORKER_TOKEN from its Secret, for gateways and workers alike. */}}
+{{- define "pandagpt.workerToken.env" -}}
+{{- if .Values.workerToken.enabled }}
+- name: PANDAGPT_WORKER_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "pandagpt.workerToken.secretName" . }}
+      key: {{ include "pandagpt.workerToken.secretKey" . }}
+{{- end }}
+{{- end -}}
+
 {{/* pandagpt.commonEnv: env of every pandagpt container: environment, shutdown grace = grace period - 10 s (5 s preStop, 5 s slack); call with (dict "root" $ "grace" N). */}}
 {{- define "pandagpt.commonEnv" -}}
 - name: PANDAGPT_ENVIRONMENT

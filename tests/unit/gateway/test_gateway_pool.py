@@ -8,6 +8,7 @@ import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
 
+import httpx
 import pytest
 
 from service.api import create_app
@@ -207,3 +208,56 @@ def test_gateway_over_a_pool_with_the_openai_client(stack: ExitStack) -> None:
     assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == (
         "echo: streamed"
     )
+
+
+WORKER_TOKEN = "worker-token-0123456789abcdef"
+
+
+async def test_worker_token_guards_the_internal_api(stack: ExitStack) -> None:
+    worker = ScriptedWorker()
+    url = stack.enter_context(
+        serve_in_thread(create_worker_app(worker, Settings(worker_token=WORKER_TOKEN)))
+    )
+    async with httpx.AsyncClient(base_url=url) as http:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": WORKER_TOKEN}):
+            for path in ("/internal/models", "/internal/ready"):
+                response = await http.get(path, headers=headers)
+                assert response.status_code == 401, (path, headers)
+                assert response.json()["kind"] == "Unauthorized"
+                assert WORKER_TOKEN not in response.text
+            response = await http.post("/internal/chat", json=job().model_dump(), headers=headers)
+            assert response.status_code == 401
+        # Probes and scraping stay open.
+        assert (await http.get("/health/live")).status_code == 200
+        assert (await http.get("/health/ready")).status_code == 200
+        assert (await http.get("/metrics")).status_code == 200
+    assert worker.jobs == []
+
+    right = HTTPWorkerClient(url, token=WORKER_TOKEN)
+    assert (await right.readiness()).ready
+    events = await collect(right.chat(job()))
+    assert "".join(e.text for e in events if isinstance(e, ChatDelta)) == "echo: hi there"
+    await right.aclose()
+
+
+async def test_a_gateway_with_the_wrong_worker_token_sees_no_ready_worker(
+    stack: ExitStack,
+) -> None:
+    worker = ScriptedWorker()
+    url = stack.enter_context(
+        serve_in_thread(create_worker_app(worker, Settings(worker_token=WORKER_TOKEN)))
+    )
+    settings = Settings(worker_urls=[url], worker_token="some-other-token-value")
+    pool = WorkerPool.from_settings(settings)
+    await pool.poll_once()
+    readiness = await pool.readiness()
+    assert not readiness.ready
+    with pytest.raises(Unavailable) as refused:
+        await collect(pool.chat(job()))
+    assert refused.value.status == 503 and "some-other-token-value" not in str(refused.value)
+    wrong = HTTPWorkerClient(url, token="some-other-token-value")
+    with pytest.raises(Unavailable, match="worker_token differs"):
+        await wrong.readiness()
+    await wrong.aclose()
+    await pool.aclose()
+    assert worker.jobs == []
