@@ -142,6 +142,12 @@ class Settings(BaseSettings):
         gt=0,
         description="The whole request body must arrive within this; slower uploads get 408.",
     )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="A new connection's request headers must arrive within this; slower"
+        " connections are closed (slow-loris).",
+    )
 
     # --- gateway: media fetching ---
     media_connect_timeout_s: float = Field(5.0, gt=0, description="Connect timeout for media URLs.")

@@ -97,6 +97,7 @@ async def _serve(app: Any, settings: Settings, banner: Callable[[str], str]) -> 
         port=settings.port,
         log_level=settings.log_level,
         graceful_s=settings.shutdown_grace_s,
+        header_timeout_s=settings.header_timeout_s,
         on_started=lambda url: print(banner(url), flush=True),
     )
 

@@ -18,6 +18,7 @@ from types import FrameType
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 _log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ async def serve_app(
     port: int,
     log_level: str = "info",
     graceful_s: float = 30.0,
+    header_timeout_s: float = 10.0,
     on_started: Callable[[str], None] | None = None,
 ) -> None:
     """Serve `app` until a signal; `on_started(base_url)` runs once the socket listens."""
@@ -48,6 +50,7 @@ async def serve_app(
         app,
         host=host,
         port=port,
+        http=header_deadline_protocol(header_timeout_s),
         log_level=log_level,
         log_config=None,  # the service configures logging itself
         timeout_graceful_shutdown=max(1, round(graceful_s)),
@@ -62,6 +65,45 @@ async def serve_app(
         announcer.cancel()
     if not server.started:
         raise RuntimeError(f"server on {host}:{port} failed to start (see the log above)")
+
+
+class HeaderDeadlineProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP protocol, closing connections whose request headers come too slowly.
+
+    uvicorn has no deadline for the request head, so a client that opens
+    connections and trickles header bytes (slow-loris) holds each one forever.
+    Here a new connection's first request head must be complete within
+    `header_timeout_s`, else the connection is closed; the body has its own
+    deadline (`BodyLimitMiddleware`), and idle keep-alive connections uvicorn's.
+    """
+
+    header_timeout_s = 10.0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._head_deadline = self.loop.call_later(self.header_timeout_s, self._head_too_slow)
+
+    def on_headers_complete(self) -> None:
+        self._head_deadline.cancel()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._head_deadline.cancel()
+        super().connection_lost(exc)
+
+    def _head_too_slow(self) -> None:
+        if self.cycle is None and not self.transport.is_closing():
+            _log.info(
+                "closing a connection whose request headers took over %ss", self.header_timeout_s
+            )
+            self.transport.close()
+
+
+def header_deadline_protocol(header_timeout_s: float) -> type[HeaderDeadlineProtocol]:
+    """The protocol class for `uvicorn.Config(http=...)` with this deadline."""
+    return type(
+        "HeaderDeadlineProtocol", (HeaderDeadlineProtocol,), {"header_timeout_s": header_timeout_s}
+    )
 
 
 async def _announce(

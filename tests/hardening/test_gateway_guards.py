@@ -1,5 +1,6 @@
 """Gateway guards added for hardening, on an in-process gateway over a scripted worker:
-a body read deadline (slow-loris uploads get 408 and a closed connection), `max_n`, and a
+a request-head deadline (slow-loris headers: the connection is closed), a body read
+deadline (slow-loris uploads get 408 and a closed connection), `max_n`, and a
 max_tokens beyond the context."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pytest
 
 from service.api import create_app
 from service.config import Settings
+from service.server import header_deadline_protocol
 from tests.utils.fake_worker import MODEL, ScriptedWorker
 from tests.utils.servers import serve_in_thread
 
@@ -38,6 +40,48 @@ def _read_all(sock: socket.socket, limit_s: float) -> tuple[bytes, bool]:
             return data, True
         data += chunk
     return data, False
+
+
+@pytest.fixture(scope="module")
+def gateway_with_head_deadline() -> Iterator[str]:
+    app = create_app(Settings(enable_playground=False, log_json=False), ScriptedWorker())
+    with serve_in_thread(app, http=header_deadline_protocol(1.0)) as url:
+        yield url
+
+
+def test_slow_headers_get_the_connection_closed(gateway_with_head_deadline: str) -> None:
+    port = int(gateway_with_head_deadline.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(0.3)
+        sock.sendall(b"GET /health/live HTTP/1.1\r\nHost: x\r\n")
+        start = time.monotonic()
+        closed = False
+        while not closed and time.monotonic() - start < 6:
+            try:  # one more header line every 0.3 s: the head never ends
+                sock.sendall(b"X-Slow: a\r\n")
+                closed = sock.recv(1024) == b""
+            except TimeoutError:
+                continue
+            except OSError:
+                closed = True
+        elapsed = time.monotonic() - start
+    assert closed, "the server kept a connection whose headers never ended"
+    assert 0.9 < elapsed < 3.0
+    assert httpx.get(f"{gateway_with_head_deadline}/health/live").status_code == 200
+
+
+def test_head_deadline_spares_an_idle_keep_alive_connection(
+    gateway_with_head_deadline: str,
+) -> None:
+    port = int(gateway_with_head_deadline.rsplit(":", 1)[1])
+    request = b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(5)
+        sock.sendall(request)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        time.sleep(1.5)  # past the head deadline, within uvicorn's 5 s keep-alive
+        sock.sendall(request)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
 
 
 def test_slow_body_gets_408_and_the_connection_is_closed(gateway: str) -> None:

@@ -12,9 +12,11 @@ import uvicorn
 
 
 @contextmanager
-def serve_in_thread(app: Any, *, port: int = 0) -> Iterator[str]:
+def serve_in_thread(app: Any, *, port: int = 0, http: Any = "auto") -> Iterator[str]:
     """Yield the base URL while `app` serves; stop it (lifespan included) after."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", http=http
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
