@@ -40,5 +40,4 @@ def feature_from_bytes(data: bytes, dim: int) -> torch.Tensor | None:
 
 
 def sampling_of(settings: SamplingSettings) -> Sampling:
-    # Same field names on both sides (tests/unit/worker/test_sampling.py holds them equal).
-    return Sampling(**{**settings.model_dump(), "stop": tuple(settings.stop)})
+    return Sampling.model_validate(settings.model_dump())

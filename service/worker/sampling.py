@@ -11,8 +11,10 @@ could be the start of a stop string is held back until it is decided.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from service.worker.protocol import SamplingSettings
 
 TURN_STOP = "###"
 DEFAULT_TOP_P = 0.01
@@ -43,20 +45,8 @@ def _first(*values: Any) -> Any:
     return next(v for v in values if v is not None)
 
 
-@dataclass(frozen=True)
-class Sampling:
-    """What a chat request asks of the generator; None = reference default."""
-
-    max_tokens: int | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
-    n: int = 1
-    seed: int | None = None
-    stop: Sequence[str] = field(default_factory=tuple)
-    presence_penalty: float = 0.0
-    frequency_penalty: float = 0.0
-    ignore_eos: bool = False  # benchmarks and tests: exactly max_tokens, no EOS/`###` stop
+class Sampling(SamplingSettings):
+    """A request's `SamplingSettings` (same fields) with what the engine makes of them."""
 
     @property
     def stop_strings(self) -> list[str]:
