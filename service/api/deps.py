@@ -7,18 +7,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from service.api.admission import Admission
-from service.api.media_fetch import MediaFetcher
 from service.api.models.serving import ModelCatalog
 from service.cache.base import EmbeddingCache
-from service.config import Settings
 from service.metrics import Metrics
 from service.worker.base import Worker
-
-
-def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
 
 
 def get_worker(request: Request) -> Worker:
@@ -36,16 +28,6 @@ def get_metrics(request: Request) -> Metrics:
     return metrics
 
 
-def get_admission(request: Request) -> Admission:
-    admission: Admission = request.app.state.admission
-    return admission
-
-
-def get_fetcher(request: Request) -> MediaFetcher:
-    fetcher: MediaFetcher = request.app.state.fetcher
-    return fetcher
-
-
 def get_catalog(request: Request) -> ModelCatalog:
     catalog: ModelCatalog = request.app.state.catalog
     return catalog
@@ -56,12 +38,9 @@ def get_request_id(request: Request) -> str:
     return str(request.scope.get("state", {}).get("request_id") or "no-request-id")
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 WorkerDep = Annotated[Worker, Depends(get_worker)]
 CacheDep = Annotated[EmbeddingCache | None, Depends(get_cache)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
-AdmissionDep = Annotated[Admission, Depends(get_admission)]
-FetcherDep = Annotated[MediaFetcher, Depends(get_fetcher)]
 CatalogDep = Annotated[ModelCatalog, Depends(get_catalog)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]
 # Auth is enforced by AuthMiddleware for every /v1/ path (so no route can forget
