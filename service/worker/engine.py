@@ -23,6 +23,7 @@ import torch
 
 from service.config import Settings
 from service.weights.layout import Manifest, ModelLayout
+from service.worker.protocol import TokenLogprob, TopLogprob
 from service.worker.sampling import Sampling, SamplingDefaults, StopHoldback
 
 GiB = 1 << 30
@@ -38,6 +39,28 @@ class GenerationDelta:
     finish_reason: str | None  # "stop" | "length" | "abort" | None while running
     prompt_tokens: int  # embedding rows
     completion_tokens: int  # generated so far for this completion
+    logprobs: list[TokenLogprob] | None = None  # one per id in token_ids, when asked for
+
+
+# OpenAI's floor for a logprob: -inf has no JSON spelling.
+MIN_LOGPROB = -9999.0
+
+
+def token_logprob(token_id: int, position: dict[int, Any], top: int) -> TokenLogprob:
+    """One position of vLLM's logprobs ({id: Logprob}) as the chosen token and its top-k."""
+
+    def entry(logprob: Any) -> TopLogprob:
+        return TopLogprob(
+            token=logprob.decoded_token or "", logprob=max(logprob.logprob, MIN_LOGPROB)
+        )
+
+    ranked = sorted((lp for lp in position.values() if lp.rank is not None), key=lambda lp: lp.rank)
+    chosen = entry(position[token_id])
+    return TokenLogprob(
+        token=chosen.token,
+        logprob=chosen.logprob,
+        top_logprobs=[entry(lp) for lp in ranked[:top]],
+    )
 
 
 def resolve_device(settings: Settings) -> str:
@@ -197,7 +220,8 @@ class LLMEngine:
                     ids = list(completion.token_ids)
                     done = completion.finish_reason is not None
                     text = hold.delta(completion.text, done)
-                    new_ids = ids[sent_ids.get(idx, 0) :]
+                    first_new = sent_ids.get(idx, 0)
+                    new_ids = ids[first_new:]
                     sent_ids[idx] = len(ids)
                     if done:
                         finished.add(idx)
@@ -210,6 +234,7 @@ class LLMEngine:
                         finish_reason=completion.finish_reason,
                         prompt_tokens=prompt_tokens,
                         completion_tokens=len(ids),
+                        logprobs=_new_logprobs(completion, first_new, sampling.logprobs),
                     )
         finally:
             # Closing our iterator (caller gone) must reach vLLM's generator,
@@ -222,3 +247,11 @@ class LLMEngine:
         # AsyncLLM.__del__ shuts down again, and at interpreter exit that second
         # call fails on torn-down module globals; once is enough.
         self._engine.shutdown = lambda *args, **kwargs: None
+
+
+def _new_logprobs(completion: Any, first_new: int, top: int | None) -> list[TokenLogprob] | None:
+    """Logprobs of the ids from `first_new` on (cumulative output holds them all)."""
+    if top is None or completion.logprobs is None:
+        return None
+    ids = completion.token_ids
+    return [token_logprob(ids[i], completion.logprobs[i], top) for i in range(first_new, len(ids))]

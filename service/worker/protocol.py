@@ -50,6 +50,8 @@ class SamplingSettings(BaseModel):
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
     ignore_eos: bool = False  # benchmarks only: fixed-length outputs
+    # None: no logprobs; k: each generated token's logprob and the k most likely.
+    logprobs: int | None = None
 
 
 class ChatJob(BaseModel):
@@ -60,6 +62,17 @@ class ChatJob(BaseModel):
     sampling: SamplingSettings = Field(default_factory=SamplingSettings)
 
 
+class TopLogprob(BaseModel):
+    token: str
+    logprob: float
+
+
+class TokenLogprob(TopLogprob):
+    """A generated token's logprob, with the most likely tokens at its position."""
+
+    top_logprobs: list[TopLogprob] = Field(default_factory=list)
+
+
 class ChatDelta(BaseModel):
     """One streamed step for one choice. The last step of a choice carries finish_reason."""
 
@@ -68,6 +81,7 @@ class ChatDelta(BaseModel):
     text: str
     token_count: int = 0
     finish_reason: FinishReason | None = None
+    logprobs: list[TokenLogprob] | None = None  # one per token of this step, when asked for
 
 
 class ChatUsage(BaseModel):

@@ -72,6 +72,7 @@ class Sampling(SamplingSettings):
             presence_penalty=self.presence_penalty,
             frequency_penalty=self.frequency_penalty,
             ignore_eos=self.ignore_eos,
+            logprobs=self.logprobs,
             # Cumulative text lets StopHoldback decide what is safe to send.
             output_kind=RequestOutputKind.CUMULATIVE,
         )

@@ -239,6 +239,7 @@ class WorkerService(Worker):
                     text=item.text,
                     token_count=len(item.token_ids),
                     finish_reason=item.finish_reason,  # type: ignore[arg-type]
+                    logprobs=item.logprobs,
                 )
             yield ChatUsage(
                 prompt_tokens=prompt.num_tokens,

@@ -154,6 +154,50 @@ def test_stop_sequence(client: openai.OpenAI, model: str) -> None:
     assert cut == full[: full.index(stop)]
 
 
+def test_logprobs_with_and_without_streaming(client: openai.OpenAI, model: str) -> None:
+    kw: dict = {
+        "model": model,
+        "messages": [user("What is in this image?", image_part(data_url("dog_image.jpg")))],
+        "max_tokens": 6,
+        "temperature": 0.0,
+        "logprobs": True,
+        "top_logprobs": 3,
+        "extra_body": {"ignore_eos": True},  # exactly 6 tokens, no stop string to trim
+    }
+    reply = client.chat.completions.create(**kw)
+    choice = reply.choices[0]
+    assert choice.logprobs is not None and choice.logprobs.content is not None
+    tokens = choice.logprobs.content
+    assert reply.usage is not None and len(tokens) == reply.usage.completion_tokens == 6
+    for token in tokens:
+        assert token.logprob <= 0.0 and token.bytes == list(token.token.encode())
+        assert len(token.top_logprobs) == 3
+        ranked = [t.logprob for t in token.top_logprobs]
+        assert ranked == sorted(ranked, reverse=True)
+        # Greedy: the chosen token is the most likely one.
+        assert token.logprob == pytest.approx(ranked[0])
+        assert token.token == token.top_logprobs[0].token
+    streamed = [
+        t
+        for chunk in client.chat.completions.create(**kw, stream=True)
+        if chunk.choices and chunk.choices[0].logprobs
+        for t in chunk.choices[0].logprobs.content or []
+    ]
+    assert [(t.token, round(t.logprob, 4)) for t in streamed] == [
+        (t.token, round(t.logprob, 4)) for t in tokens
+    ]
+    plain = client.chat.completions.create(**{**kw, "logprobs": False, "top_logprobs": None})
+    assert plain.choices[0].logprobs is None
+    assert plain.choices[0].message.content == choice.message.content
+
+
+def test_top_logprobs_without_logprobs_is_400(client: openai.OpenAI, model: str) -> None:
+    for kw in ({"top_logprobs": 2}, {"logprobs": True, "top_logprobs": 21}):
+        with pytest.raises(openai.BadRequestError) as info:
+            client.chat.completions.create(model=model, messages=[user("Hi")], max_tokens=2, **kw)
+        assert isinstance(info.value.body, dict) and info.value.body["param"] == "top_logprobs"
+
+
 def test_seed_reproducible(client: openai.OpenAI, model: str) -> None:
     kw: dict[str, object] = {"temperature": 1.0, "top_p": 1.0, "seed": 1234, "max_tokens": 16}
     first = ask(client, model, [user("Say something.")], **kw)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -132,16 +132,20 @@ class ChatCompletionRequest(OpenAIBaseModel):
     messages: list[Message] = Field(min_length=1)
     model: str | None = None  # optional here: the first served model when omitted
     frequency_penalty: float | None = Field(0.0, ge=-2.0, le=2.0)
+    logprobs: bool | None = False
     max_completion_tokens: int | None = Field(None, ge=1)
     max_tokens: int | None = Field(None, ge=1, description="Deprecated alias.")
     n: int = Field(1, ge=1, description="Choices; at most the server's max_n (16).")
     presence_penalty: float | None = Field(0.0, ge=-2.0, le=2.0)
+    response_format: dict[str, Any] | None = None  # only {"type": "text"} is served
     seed: int | None = None
     stop: str | list[str] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
     temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_logprobs: int | None = Field(None, ge=0, le=20)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
+    tools: list[dict[str, Any]] | None = None  # refused when non-empty: no function calling
     user: str | None = None
 
     # --- extensions (vLLM names) ---
@@ -165,6 +169,7 @@ class ChatCompletionRequest(OpenAIBaseModel):
             presence_penalty=self.presence_penalty or 0.0,
             frequency_penalty=self.frequency_penalty or 0.0,
             ignore_eos=self.ignore_eos,
+            logprobs=(self.top_logprobs or 0) if self.logprobs else None,
         )
 
 
@@ -185,6 +190,20 @@ class UsageInfo(OpenAIBaseModel):
     total_tokens: int = 0
 
 
+class ChatCompletionTopLogprob(OpenAIBaseModel):
+    token: str
+    logprob: float
+    bytes: list[int] | None = None
+
+
+class ChatCompletionTokenLogprob(ChatCompletionTopLogprob):
+    top_logprobs: list[ChatCompletionTopLogprob] = Field(default_factory=list)
+
+
+class ChoiceLogprobs(OpenAIBaseModel):
+    content: list[ChatCompletionTokenLogprob] | None = None
+
+
 class ChatMessage(OpenAIBaseModel):
     role: Literal["assistant"] = "assistant"
     content: str | None = None
@@ -194,7 +213,7 @@ class ChatCompletionChoice(OpenAIBaseModel):
     index: int
     message: ChatMessage
     finish_reason: str | None = None
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 class ChatCompletionResponse(OpenAIBaseModel):
@@ -216,7 +235,7 @@ class ChatCompletionStreamChoice(OpenAIBaseModel):
     index: int
     delta: DeltaMessage
     finish_reason: str | None = None
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 class ChatCompletionChunk(OpenAIBaseModel):

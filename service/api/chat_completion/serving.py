@@ -27,7 +27,10 @@ from service.api.chat_completion.protocol import (
     ChatCompletionRequest,
     ChatCompletionResponse,
     ChatCompletionStreamChoice,
+    ChatCompletionTokenLogprob,
+    ChatCompletionTopLogprob,
     ChatMessage,
+    ChoiceLogprobs,
     DeltaMessage,
     UsageInfo,
     completion_id,
@@ -132,6 +135,17 @@ class ChatServing(OpenAIServing):
             raise InvalidRequest(
                 "stream_options is only allowed with stream=true.", param="stream_options"
             )
+        if request.tools:
+            raise InvalidRequest(
+                "This server does not support tools (function calling).", param="tools"
+            )
+        if request.response_format and request.response_format.get("type", "text") != "text":
+            raise InvalidRequest(
+                'Only response_format {"type": "text"} is supported.',
+                param="response_format",
+            )
+        if request.top_logprobs is not None and not request.logprobs:
+            raise InvalidRequest("top_logprobs needs logprobs=true.", param="top_logprobs")
         if request.n > self.settings.max_n:
             raise InvalidRequest(
                 f"n must be at most {self.settings.max_n} (got {request.n}).",
@@ -173,7 +187,9 @@ class ChatServing(OpenAIServing):
                 _stream(run, first, cid, created, model.id, request.n, include_usage)
             )
         try:
-            body = await _aggregate(run, first, cid, created, model.id, request.n)
+            body = await _aggregate(
+                run, first, cid, created, model.id, request.n, bool(request.logprobs)
+            )
         except Exception:
             if run.outcome != "timeout":
                 run.outcome = "error"
@@ -196,9 +212,16 @@ def _check_max_tokens(request: ChatCompletionRequest, max_model_len: int) -> Non
 
 
 async def _aggregate(
-    run: _Run, first: ChatEvent | None, cid: str, created: int, model: str, n: int
+    run: _Run,
+    first: ChatEvent | None,
+    cid: str,
+    created: int,
+    model: str,
+    n: int,
+    with_logprobs: bool,
 ) -> ChatCompletionResponse:
     texts = [[] for _ in range(n)]  # type: list[list[str]]
+    logprobs = [[] for _ in range(n)]  # type: list[list[ChatCompletionTokenLogprob]]
     finish: list[str | None] = [None] * n
     usage = UsageInfo()
     tokens = 0
@@ -206,6 +229,7 @@ async def _aggregate(
     while event is not None:
         if isinstance(event, ChatDelta) and event.index < n:
             texts[event.index].append(event.text)
+            logprobs[event.index] += _openai_logprobs(event)
             tokens += event.token_count
             finish[event.index] = event.finish_reason or finish[event.index]
         elif isinstance(event, ChatUsage):
@@ -219,6 +243,7 @@ async def _aggregate(
             index=i,
             message=ChatMessage(content="".join(texts[i])),
             finish_reason=finish[i] or "stop",
+            logprobs=ChoiceLogprobs(content=logprobs[i]) if with_logprobs else None,
         )
         for i in range(n)
     ]
@@ -246,9 +271,14 @@ async def _stream(
         return sse(json.dumps(body, separators=(",", ":")))
 
     def choice(
-        index: int, delta: DeltaMessage, finish: str | None = None
+        index: int,
+        delta: DeltaMessage,
+        finish: str | None = None,
+        logprobs: ChoiceLogprobs | None = None,
     ) -> ChatCompletionStreamChoice:
-        return ChatCompletionStreamChoice(index=index, delta=delta, finish_reason=finish)
+        return ChatCompletionStreamChoice(
+            index=index, delta=delta, finish_reason=finish, logprobs=logprobs
+        )
 
     usage: UsageInfo | None = None
     try:
@@ -257,8 +287,13 @@ async def _stream(
         event = first
         while event is not None:
             if isinstance(event, ChatDelta):
-                if event.text:
-                    yield chunk([choice(event.index, DeltaMessage(content=event.text))])
+                if event.text or event.logprobs:
+                    # Tokens held back as a possible stop string still get their logprobs.
+                    logprobs = (
+                        ChoiceLogprobs(content=_openai_logprobs(event)) if event.logprobs else None
+                    )
+                    delta = DeltaMessage(content=event.text)
+                    yield chunk([choice(event.index, delta, logprobs=logprobs)])
                 if event.finish_reason is not None:
                     yield chunk([choice(event.index, DeltaMessage(), event.finish_reason)])
             elif isinstance(event, ChatUsage):
@@ -275,6 +310,19 @@ async def _stream(
     finally:
         await run.close()
     yield sse("[DONE]")
+
+
+def _openai_logprobs(event: ChatDelta) -> list[ChatCompletionTokenLogprob]:
+    def top(token: str, logprob: float) -> ChatCompletionTopLogprob:
+        return ChatCompletionTopLogprob(token=token, logprob=logprob, bytes=list(token.encode()))
+
+    return [
+        ChatCompletionTokenLogprob(
+            **top(lp.token, lp.logprob).model_dump(),
+            top_logprobs=[top(t.token, t.logprob) for t in lp.top_logprobs],
+        )
+        for lp in event.logprobs or []
+    ]
 
 
 def _usage(event: ChatUsage) -> UsageInfo:

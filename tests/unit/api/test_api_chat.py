@@ -330,3 +330,22 @@ def test_client_leaving_a_non_streaming_request_aborts_it(gateway_factory: Gatew
         with pytest.raises(httpx.ReadTimeout):
             httpx.post(f"{gw.url}/v1/chat/completions", json={"messages": USER}, timeout=0.5)
         assert worker.aborted.wait(5), "generation kept running after the client left"
+
+
+def test_tools_and_structured_output_are_refused_not_ignored(gateway: Gateway) -> None:
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    schema = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}
+    client = gateway.client()
+    for kw, param in (
+        ({"tools": [tool]}, "tools"),
+        ({"response_format": {"type": "json_object"}}, "response_format"),
+        ({"response_format": schema}, "response_format"),
+    ):
+        with pytest.raises(openai.BadRequestError) as info:
+            client.chat.completions.create(model=MODEL, messages=USER, **kw)
+        assert isinstance(info.value.body, dict) and info.value.body["param"] == param
+    # What clients send when they use neither is served as usual.
+    reply = client.chat.completions.create(
+        model=MODEL, messages=USER, tools=[], response_format={"type": "text"}
+    )
+    assert reply.choices[0].message.content == "echo: hello there"
