@@ -67,3 +67,20 @@ def test_sampling_of_keeps_every_wire_setting() -> None:
     sampling = sampling_of(wire)
     assert isinstance(sampling, Sampling) and sampling.model_dump() == wire.model_dump()
     assert sampling.stop_strings == ["x"]  # ignore_eos: no `###`
+
+
+def test_token_logprob_orders_by_rank_and_clamps_minus_infinity() -> None:
+    from vllm.logprobs import Logprob
+
+    from service.worker.engine import MIN_LOGPROB, token_logprob
+
+    # vLLM's position dict: the sampled token (here rank 5, outside the top 2) plus the top-k.
+    position = {
+        7: Logprob(float("-inf"), rank=5, decoded_token="z"),
+        3: Logprob(-0.5, rank=2, decoded_token="b"),
+        1: Logprob(-0.1, rank=1, decoded_token="a"),
+    }
+    got = token_logprob(7, position, top=2)
+    assert (got.token, got.logprob) == ("z", MIN_LOGPROB)
+    assert [(t.token, t.logprob) for t in got.top_logprobs] == [("a", -0.1), ("b", -0.5)]
+    assert token_logprob(1, position, top=0).top_logprobs == []
