@@ -29,9 +29,25 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorResponse, "description": _WHY[status]} for status in statuses}
 
 
+# OpenAPI before 3.2 reads an event stream's `schema` as the schema of each event.
+SSE_EVENT: dict[str, Any] = {
+    "type": "object",
+    "description": "One server-sent event. `data` is a `chat.completion.chunk` as JSON, an"
+    ' OpenAI error body (`{"error": ...}`) if generation fails mid-stream, or the final'
+    " `[DONE]`.",
+    "properties": {
+        "data": {"type": "string"},
+        "event": {"type": "string"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer"},
+    },
+    "required": ["data"],
+}
+
+
 def event_stream(description: str) -> dict[str, Any]:
     """A `text/event-stream` body next to the JSON one (`stream: true`)."""
     return {
         "description": description,
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        "content": {"text/event-stream": {"schema": SSE_EVENT}},
     }
