@@ -145,8 +145,9 @@ class Settings(BaseSettings):
     header_timeout_s: float = Field(
         10.0,
         gt=0,
-        description="A new connection's request headers must arrive within this; slower"
-        " connections are closed (slow-loris).",
+        description="Each request's headers must arrive within this (from the connection's"
+        " opening, or the next request's first byte); slower connections are closed"
+        " (slow-loris).",
     )
 
     # --- gateway: media fetching ---

@@ -72,9 +72,11 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     uvicorn has no deadline for the request head, so a client that opens
     connections and trickles header bytes (slow-loris) holds each one forever.
-    Here a new connection's first request head must be complete within
-    `header_timeout_s`, else the connection is closed; the body has its own
-    deadline (`BodyLimitMiddleware`), and idle keep-alive connections uvicorn's.
+    Here every request head must be complete within `header_timeout_s`, else
+    the connection is closed: on a new connection the clock starts when it
+    opens, on a kept-alive one when the next request's first byte arrives
+    (uvicorn's keep-alive timer stops there). The body has its own deadline
+    (`BodyLimitMiddleware`), and idle keep-alive connections uvicorn's.
     """
 
     header_timeout_s = 10.0
@@ -82,6 +84,13 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._head_deadline = self.loop.call_later(self.header_timeout_s, self._head_too_slow)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        # The first request's clock already runs from connection_made; restarting
+        # it here would give a client that waits, then trickles, twice the time.
+        if self._head_deadline.cancelled():
+            self._head_deadline = self.loop.call_later(self.header_timeout_s, self._head_too_slow)
 
     def on_headers_complete(self) -> None:
         self._head_deadline.cancel()
@@ -92,7 +101,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def _head_too_slow(self) -> None:
-        if self.cycle is None and not self.transport.is_closing():
+        if not self.transport.is_closing():
             _log.info(
                 "closing a connection whose request headers took over %ss", self.header_timeout_s
             )

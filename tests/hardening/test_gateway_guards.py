@@ -49,25 +49,43 @@ def gateway_with_head_deadline() -> Iterator[str]:
         yield url
 
 
+def _trickle_head_until_closed(sock: socket.socket) -> tuple[bool, float]:
+    """Start a request head and add a header line every 0.3 s → (closed, seconds taken)."""
+    sock.settimeout(0.3)
+    sock.sendall(b"GET /health/live HTTP/1.1\r\nHost: x\r\n")
+    start = time.monotonic()
+    closed = False
+    while not closed and time.monotonic() - start < 6:
+        try:
+            sock.sendall(b"X-Slow: a\r\n")
+            closed = sock.recv(1024) == b""
+        except TimeoutError:
+            continue
+        except OSError:
+            closed = True
+    return closed, time.monotonic() - start
+
+
 def test_slow_headers_get_the_connection_closed(gateway_with_head_deadline: str) -> None:
     port = int(gateway_with_head_deadline.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.settimeout(0.3)
-        sock.sendall(b"GET /health/live HTTP/1.1\r\nHost: x\r\n")
-        start = time.monotonic()
-        closed = False
-        while not closed and time.monotonic() - start < 6:
-            try:  # one more header line every 0.3 s: the head never ends
-                sock.sendall(b"X-Slow: a\r\n")
-                closed = sock.recv(1024) == b""
-            except TimeoutError:
-                continue
-            except OSError:
-                closed = True
-        elapsed = time.monotonic() - start
+        closed, elapsed = _trickle_head_until_closed(sock)
     assert closed, "the server kept a connection whose headers never ended"
     assert 0.9 < elapsed < 3.0
     assert httpx.get(f"{gateway_with_head_deadline}/health/live").status_code == 200
+
+
+def test_slow_headers_on_a_kept_alive_connection_get_it_closed(
+    gateway_with_head_deadline: str,
+) -> None:
+    port = int(gateway_with_head_deadline.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(5)
+        sock.sendall(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        closed, elapsed = _trickle_head_until_closed(sock)
+    assert closed, "the server kept a kept-alive connection whose next head never ended"
+    assert 0.9 < elapsed < 3.0
 
 
 def test_head_deadline_spares_an_idle_keep_alive_connection(
