@@ -22,7 +22,7 @@ import pytest
 
 from tests.utils.media import data_url, image_part, user
 from tests.utils.processes import Process, RedisServer, base_env, free_port, start_pandagpt
-from tests.utils.readiness import metric, readiness
+from tests.utils.readiness import engine_running, metric, readiness
 
 pytestmark = pytest.mark.slow
 
@@ -127,23 +127,38 @@ def test_saturated_worker_answers_429_with_retry_after(
     deployment: Deployment, client: openai.OpenAI
 ) -> None:
     model = client.models.list().data[0].id
-    stream = client.chat.completions.create(
-        model=model,
-        messages=[user("Keep going.")],
-        max_tokens=400,
-        stream=True,
-        extra_body={"ignore_eos": True},
-    )
-    chunks = iter(stream)
-    next(chunks)  # the only slot is taken now
-    try:
-        response = httpx.post(
-            f"{deployment.gateway}/v1/chat/completions",
-            json={"model": model, "messages": [user("Hi")], "max_tokens": 2},
-            timeout=30,
+    # The tiny demo engine can finish even a long answer before the second request
+    # reaches the worker on a loaded machine; the slot is then free and a 200 is
+    # right. So ask again, a few times, until the second request meets a busy slot.
+    for _ in range(4):
+        stream = client.chat.completions.create(
+            model=model,
+            messages=[user("Keep going.")],
+            max_tokens=900,
+            stream=True,
+            extra_body={"ignore_eos": True},
         )
-        assert response.status_code == 429, response.text
-        assert response.headers["Retry-After"] == "3"
-        assert response.json()["error"]["type"] == "rate_limit_error"
-    finally:
-        stream.close()
+        chunks = iter(stream)
+        next(chunks)  # the first event came from the worker: the only slot is taken
+        try:
+            response = httpx.post(
+                f"{deployment.gateway}/v1/chat/completions",
+                json={"model": model, "messages": [user("Hi")], "max_tokens": 2},
+                timeout=30,
+            )
+        finally:
+            stream.close()
+        if response.status_code == 429:
+            break
+        assert response.status_code == 200, response.text
+        _wait_until_idle(deployment.worker)
+    assert response.status_code == 429, "the second request was never refused (4 tries)"
+    assert response.headers["Retry-After"] == "3"
+    assert response.json()["error"]["type"] == "rate_limit_error"
+
+
+def _wait_until_idle(worker: str) -> None:
+    deadline = time.monotonic() + 10
+    while engine_running(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.2)  # the slot is released just after the engine lets the request go
