@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from playwright.sync_api import (
     Browser,
@@ -27,6 +25,7 @@ from playwright.sync_api import (
 
 from tests.utils.browser import LAPTOP, PHONE, chromium_path, launch_chromium, screenshot
 from tests.utils.processes import base_env, free_port, start_pandagpt
+from tests.utils.readiness import engine_running, wait_until_idle
 
 pytestmark = [
     pytest.mark.slow,
@@ -269,11 +268,6 @@ def test_dropped_audio_video_and_thermal_become_their_content_parts(page: Page) 
     assert parts[3]["thermal_url"]["url"].startswith("data:image/jpeg;base64,")
 
 
-def _running(base_url: str) -> int:
-    """Generations the server is running now, from its readiness report."""
-    return int(httpx.get(f"{base_url}/health/ready", timeout=5).json()["running"])
-
-
 def _ask_until_busy(page: Page, base_url: str, text: str, attempts: int = 4) -> None:
     """Asks for the longest answer until the server is still generating it once text shows.
 
@@ -284,7 +278,7 @@ def _ask_until_busy(page: Page, base_url: str, text: str, attempts: int = 4) -> 
         _ask(page, text)
         content = page.locator(".message.assistant .content").first
         expect(content).not_to_be_empty(timeout=ANSWER_TIMEOUT_MS)
-        if _running(base_url) == 1:
+        if engine_running(base_url) == 1:
             return
         _answer(page, 0)
         page.click("#clear")
@@ -308,10 +302,7 @@ def test_stop_aborts_the_stream_and_clear_starts_over(page: Page, base_url: str)
     page.wait_for_timeout(500)
     assert content.inner_text() == stopped_at
     # Closing the stream must free the server's generation slot, not just quiet the page.
-    deadline = time.monotonic() + 10
-    while _running(base_url) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert _running(base_url) == 0
+    assert wait_until_idle(base_url) == 0
 
     page.click("#clear")
     expect(page.locator(".message")).to_have_count(0)

@@ -8,7 +8,6 @@ them current) and no Redis (the in-memory cache).
 from __future__ import annotations
 
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from tests.utils.processes import (
     metric_value,
     start_pandagpt,
 )
-from tests.utils.readiness import engine_running, metrics_text
+from tests.utils.readiness import engine_running, metrics_text, wait_until_idle
 
 pytestmark = pytest.mark.slow
 
@@ -317,10 +316,7 @@ def test_disconnect_aborts_generation(server: str, client: openai.OpenAI, model:
         if busy:
             break
     assert busy >= 1, "the engine finished every attempt before the client left"
-    deadline = time.monotonic() + 10
-    while engine_running(server) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert engine_running(server) == 0
+    assert wait_until_idle(server) == 0
 
 
 # --- shutdown (last: it stops the module's server) ---

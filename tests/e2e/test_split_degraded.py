@@ -22,7 +22,7 @@ import pytest
 
 from tests.utils.media import data_url, image_part, user
 from tests.utils.processes import Process, RedisServer, base_env, free_port, start_pandagpt
-from tests.utils.readiness import engine_running, metric, readiness
+from tests.utils.readiness import metric, readiness, wait_until_idle
 
 pytestmark = pytest.mark.slow
 
@@ -151,14 +151,8 @@ def test_saturated_worker_answers_429_with_retry_after(
         if response.status_code == 429:
             break
         assert response.status_code == 200, response.text
-        _wait_until_idle(deployment.worker)
+        wait_until_idle(deployment.worker)
+        time.sleep(0.2)  # the slot is released just after the engine lets the request go
     assert response.status_code == 429, "the second request was never refused (4 tries)"
     assert response.headers["Retry-After"] == "3"
     assert response.json()["error"]["type"] == "rate_limit_error"
-
-
-def _wait_until_idle(worker: str) -> None:
-    deadline = time.monotonic() + 10
-    while engine_running(worker) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(0.2)  # the slot is released just after the engine lets the request go

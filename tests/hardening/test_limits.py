@@ -15,7 +15,7 @@ import pytest
 from tests.hardening.conftest import Service, assert_serves, chat_body
 from tests.hardening.harness import RecordProperty
 from tests.utils.media import data_url, image_part, text_part
-from tests.utils.readiness import engine_running
+from tests.utils.readiness import wait_until_idle
 
 pytestmark = pytest.mark.slow
 
@@ -149,8 +149,5 @@ def test_streams_beyond_the_queue_get_429_with_retry_after(
             assert retry_after.isdigit() and int(retry_after) >= 1
         else:
             assert text.endswith("data: [DONE]") and '"error"' not in text
-    deadline = time.monotonic() + 10
-    while engine_running(service.url) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert engine_running(service.url) == 0
+    assert wait_until_idle(service.url) == 0
     assert_serves(service)

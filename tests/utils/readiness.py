@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 
 from tests.utils.processes import metric_value
@@ -16,6 +18,14 @@ def readiness(base_url: str) -> dict[str, object]:
 def engine_running(base_url: str) -> int:
     """Requests the engine is working on, as the worker's readiness reports them."""
     return int(readiness(base_url)["running"])  # type: ignore[call-overload]
+
+
+def wait_until_idle(base_url: str, timeout_s: float = 10.0) -> int:
+    """Polls readiness until the engine runs nothing or `timeout_s` passes → running then."""
+    deadline = time.monotonic() + timeout_s
+    while (running := engine_running(base_url)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return running
 
 
 def metrics_text(base_url: str) -> str:
