@@ -75,8 +75,10 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
     Here every request head must be complete within `header_timeout_s`, else
     the connection is closed: on a new connection the clock starts when it
     opens, on a kept-alive one when the next request's first byte arrives
-    (uvicorn's keep-alive timer stops there). The body has its own deadline
-    (`BodyLimitMiddleware`), and idle keep-alive connections uvicorn's.
+    (uvicorn's keep-alive timer stops there). A pipelined head waiting behind a
+    response still being sent is never cut off while that response lasts. The
+    body has its own deadline (`BodyLimitMiddleware`), and idle keep-alive
+    connections uvicorn's.
     """
 
     header_timeout_s = 10.0
@@ -101,7 +103,11 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def _head_too_slow(self) -> None:
-        if not self.transport.is_closing():
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A pipelined head waits behind a response still being sent; closing now
+            # would cut that response short, so its clock starts again.
+            self._head_deadline = self.loop.call_later(self.header_timeout_s, self._head_too_slow)
+        elif not self.transport.is_closing():
             _log.info(
                 "closing a connection whose request headers took over %ss", self.header_timeout_s
             )

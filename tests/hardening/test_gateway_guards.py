@@ -5,9 +5,11 @@ max_tokens beyond the context."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -15,7 +17,8 @@ import pytest
 from service.api import create_app
 from service.config import Settings
 from service.server import header_deadline_protocol
-from tests.utils.fake_worker import MODEL, ScriptedWorker
+from service.worker.protocol import ChatEvent, ChatJob
+from tests.utils.fake_worker import MODEL, ScriptedWorker, echo_chat
 from tests.utils.servers import serve_in_thread
 
 
@@ -42,9 +45,16 @@ def _read_all(sock: socket.socket, limit_s: float) -> tuple[bytes, bool]:
     return data, False
 
 
+async def slow_echo(job: ChatJob) -> AsyncIterator[ChatEvent]:
+    """`echo_chat`, one word every 0.5 s."""
+    async for event in echo_chat(job):
+        yield event
+        await asyncio.sleep(0.5)
+
+
 @pytest.fixture(scope="module")
 def gateway_with_head_deadline() -> Iterator[str]:
-    app = create_app(Settings(enable_playground=False, log_json=False), ScriptedWorker())
+    app = create_app(Settings(enable_playground=False, log_json=False), ScriptedWorker(slow_echo))
     with serve_in_thread(app, http=header_deadline_protocol(1.0)) as url:
         yield url
 
@@ -86,6 +96,25 @@ def test_slow_headers_on_a_kept_alive_connection_get_it_closed(
         closed, elapsed = _trickle_head_until_closed(sock)
     assert closed, "the server kept a kept-alive connection whose next head never ended"
     assert 0.9 < elapsed < 3.0
+
+
+def test_pipelined_slow_head_lets_the_response_before_it_finish(
+    gateway_with_head_deadline: str,
+) -> None:
+    port = int(gateway_with_head_deadline.rsplit(":", 1)[1])
+    body = json.dumps(
+        {"model": MODEL, "messages": [{"role": "user", "content": "a b c d"}], "stream": True}
+    ).encode()
+    streamed = (  # 5 words, 0.5 s apart: longer than the 1 s head deadline
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(streamed + b"GET /health/live HTTP/1.1\r\nHost: x\r\n")  # never ends
+        data, closed = _read_all(sock, limit_s=10)
+    assert data.startswith(b"HTTP/1.1 200")
+    assert b"data: [DONE]" in data, "the response was cut short by the next request's deadline"
+    assert closed, "the server kept a connection whose pipelined head never ended"
 
 
 def test_head_deadline_spares_an_idle_keep_alive_connection(
