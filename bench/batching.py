@@ -1,6 +1,6 @@
 """Encoder micro-batching on vs off: the worker's `Encoder` under concurrent callers.
 
-Shared by the CPU figure in `pandagpt bench` (bench/micro.py, small preset) and
+Shared by the CPU figure in `pandagpt bench` (bench/cache_and_batching.py, small preset) and
 the GPU run (bench/gpu_batching.py, ImageBind-huge), so both measure the same
 way. Imports only torch and `encoders`, so it runs where the service's
 dependencies are not installed.
@@ -22,7 +22,7 @@ from typing import Any
 
 from torch import Tensor
 
-from encoders.runner import Encoder
+from encoders.micro_batcher import Encoder
 
 ON_BATCH_SIZE = 32
 

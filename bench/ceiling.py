@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from bench.reference import ReferencePandaGPT
+from bench.reference_pandagpt import ReferencePandaGPT
 
 QUESTION = "Tell me a story about a cat."
 
@@ -56,11 +56,11 @@ async def engine_tokens_per_s(
     model_dir: Path, embeds: torch.Tensor, levels: list[int], args: Any
 ) -> dict[int, float]:
     from service.config import Settings
+    from service.contract import SamplingSettings
     from service.worker.engine import LLMEngine
-    from service.worker.sampling import Sampling
 
     engine = LLMEngine.start(Settings.load(model_dir=model_dir), model_dir)
-    sampling = Sampling(max_tokens=args.max_tokens, temperature=0.0, ignore_eos=True)
+    sampling = SamplingSettings(max_tokens=args.max_tokens, temperature=0.0, ignore_eos=True)
     calls = 0
 
     async def one() -> int:

@@ -101,7 +101,7 @@ def level_sizes(levels: Sequence[int], minimum: int, per_client: int) -> dict[in
 async def service_phase(
     args: argparse.Namespace, model_dir: Path, sizes: dict[int, int]
 ) -> tuple[list[LevelResult], dict[int, list[RequestResult]], dict[str, Any] | None]:
-    from bench.micro import cache_figure
+    from bench.cache_and_batching import cache_figure
     from bench.server import running_service
     from bench.service_path import ServiceClient
     from bench.workload import make_workload
@@ -190,7 +190,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     reference, reference_results = asyncio.run(reference_phase(args, root, sizes))
     report["load_after_reference"] = loadavg()
     if not args.skip_micro:
-        from bench.micro import batching_figure
+        from bench.cache_and_batching import batching_figure
 
         batching = asyncio.run(batching_figure(model_dir, 16, args.batching_rounds))
         report["batching"] = batching.to_dict()

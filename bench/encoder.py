@@ -1,4 +1,4 @@
-"""ImageBind encoder benchmark: vision, audio and video paths against DESIGN §6.
+"""ImageBind encoder benchmark: vision, audio and video paths against docs/DESIGN.md §6.
 
 GPU (one command, about 1–3 minutes on an H100; random weights at huge size):
 
@@ -35,7 +35,7 @@ from encoders.imagebind.model import ImageBindModel
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
-# DESIGN §6 (one H100 80GB, fp16, random weights), as seconds per batch.
+# docs/DESIGN.md §6 (one H100 80GB, fp16, random weights), as seconds per batch.
 # Keys: (path, batch, mode). "eager" rows are the reference code; "graph" is the
 # reference's SDPA + bf16 + CUDA-graph experiment; "compile" its torch.compile run.
 REFERENCE_S: dict[tuple[str, int, str], float] = {
@@ -247,7 +247,7 @@ def print_table(rows: list[Row]) -> None:
             )
     print(
         "speedup = reference seconds per batch / ours (>1 is faster); graph/compile rows "
-        "compare with the reference's own graph/compile figures where DESIGN §6 has one, "
+        "compare with the reference's own graph/compile figures where docs/DESIGN.md §6 has one, "
         "else with its eager figure. Audio: if the reference's '2198 clips/s' counted "
         "2-s clips (3 per item), divide the audio batch-32 speedup by 3."
     )

@@ -26,7 +26,7 @@ from bench.encoder import DTYPES, build_model, small_config
 from bench.workload import fixture, unique_images
 from encoders.imagebind.config import ImageBindConfig
 from encoders.media import preprocess
-from encoders.runner import Encoder
+from encoders.micro_batcher import Encoder
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

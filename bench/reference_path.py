@@ -6,7 +6,7 @@ batch 1 (our `encoders` ImageBind loading the source `.pth`: the same weights
 and, per the parity tests, the same features as upstream), project and sum
 into the soft token, concatenate the prompt embeddings and call
 transformers + peft `generate(inputs_embeds=…)` with the LoRA unmerged
-(`bench.reference.ReferencePandaGPT`). No cache, no batching.
+(`bench.reference_pandagpt.ReferencePandaGPT`). No cache, no batching.
 
 Requests are served strictly one at a time, as the demo's single model served
 them: concurrent clients queue on a FIFO lock, so their latencies include the
@@ -23,13 +23,13 @@ from pathlib import Path
 import torch
 
 from bench.load import RequestResult
-from bench.reference import ReferencePandaGPT
+from bench.reference_pandagpt import ReferencePandaGPT
 from bench.workload import BenchRequest, MediaItem
 from encoders.imagebind.checkpoint import load_imagebind
 from encoders.imagebind.config import ImageBindConfig
 from encoders.imagebind.model import ImageBindModel
 from encoders.media import preprocess
-from encoders.runner import TOWERS
+from encoders.micro_batcher import TOWERS
 
 
 class ReferencePath:

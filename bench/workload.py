@@ -7,7 +7,7 @@ two earlier turns) and text-only.
 
 Media bytes are made unique per request (`unique_bytes`) so that the service's
 embedding cache never hits during the load runs: both paths decode and encode
-every item, and the cache is measured on its own (bench/micro.py). The change
+every item, and the cache is measured on its own (bench/cache_and_batching.py). The change
 is a JPEG comment segment, a WAV trailing chunk or an MP4 `free` box, so the
 decoded pixels and samples, and hence features and tokens, stay the same.
 """

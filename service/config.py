@@ -92,8 +92,9 @@ class Settings(BaseSettings):
         None, description="Model id clients use; default from the model manifest."
     )
     enable_playground: bool = Field(True, description="Serve the browser playground at `/`.")
-    # Server sampling defaults: a request's value wins; unset here = PandaGPT's
-    # reference (top_p 0.01, temperature 1.0, 256 tokens), applied by the worker.
+    # Server sampling defaults, applied by the gateway (in split mode the gateway's
+    # settings count, a worker's are not read): a request's value wins; unset here =
+    # PandaGPT's reference (top_p 0.01, temperature 1.0, 256 tokens), applied by the worker.
     default_max_tokens: int | None = Field(
         None, ge=1, description="Server default for max_tokens (reference: 256)."
     )

@@ -14,14 +14,14 @@ ServiceError                      500 internal_error
 ├── ServerBusy(retry_after)       429 rate_limit_error        header Retry-After
 ├── Unavailable                   503 service_unavailable_error
 ├── WorkerFailed                  500 internal_error
-└── Timeout                       504 timeout_error
+└── DeadlineExceeded              504 timeout_error
 ```
 
 Gateway and worker raise only these. Foreign errors (httpx, redis, vLLM) are
 mapped once at the boundary that sees them, with `raise ... from exc`. Anything
 else that escapes is reported as a 500 without its message (it may hold
 internals). Across the internal HTTP API an error travels as its class name
-(`WorkerErrorEvent.kind`) and is rebuilt with `from_event`.
+(`WorkerErrorEvent.kind`) and is rebuilt with `error_from_kind`.
 """
 
 from __future__ import annotations
@@ -122,7 +122,9 @@ class WorkerFailed(ServiceError):
     default_code = "worker_failed"
 
 
-class Timeout(ServiceError):
+class DeadlineExceeded(ServiceError):
+    """The work took longer than the request may (the per-request deadline)."""
+
     status = 504
     type = "timeout_error"
     default_code = "timeout"
@@ -177,7 +179,7 @@ def _register(cls: type[ServiceError]) -> None:
 _register(ServiceError)
 
 
-def from_event(
+def error_from_kind(
     kind: str, message: str, *, param: str | None = None, code: str | None = None
 ) -> ServiceError:
     """Rebuild an error that crossed the internal API (see `WorkerErrorEvent`)."""

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from service.config import Settings
+from service.http.logging import configure as configure_logging
 from service.server import serve_app
 
 _log = logging.getLogger(__name__)
@@ -37,16 +38,6 @@ def load_settings(args: argparse.Namespace, **overrides: Any) -> Settings:
         **overrides,
     }
     return Settings.load(getattr(args, "config", None), **flags)
-
-
-def configure_logging(settings: Settings) -> None:
-    level = getattr(logging, settings.log_level.upper())
-    try:
-        from service.api.logging import configure as configure_api_logging
-    except ImportError:
-        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    else:
-        configure_api_logging(settings)
 
 
 # --- serve: gateway + worker in one process ---
@@ -80,7 +71,8 @@ async def _serve_all_in_one(settings: Settings) -> None:
 
     metrics = Metrics()
     cache = create_cache(settings, metrics)  # the worker's; the gateway only reports on it
-    worker = await build_worker(settings, metrics=metrics, cache=cache)
+    # No pool stands between this gateway and its worker: the worker publishes its health.
+    worker = await build_worker(settings, metrics=metrics, cache=cache, health_label="in-process")
     try:
         app = create_app(settings, worker, cache=cache, metrics=metrics)
         model = worker.default_model

@@ -4,11 +4,28 @@
 ``sniff(data)`` names a type from magic bytes; failures are ``MediaError`` with a
 reason code from ``REASONS``. One module per modality (image, thermal, depth,
 audio, video, imu), shared steps in raster, clips, resample, fbank, container.
+
+``preprocess`` and ``SHAPES`` are imported on first use, so that the gateway
+can import ``encoders.media.sniff`` without torch, PyAV or Pillow.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from .errors import REASONS, MediaError
 from .limits import MediaLimits
-from .pipeline import SHAPES, preprocess
 from .sniff import sniff
 
+if TYPE_CHECKING:
+    from .pipeline import SHAPES, preprocess
+
 __all__ = ["REASONS", "SHAPES", "MediaError", "MediaLimits", "preprocess", "sniff"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("SHAPES", "preprocess"):
+        from . import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,7 +3,7 @@
 Reference step: ``torchaudio.compliance.kaldi.fbank`` as ImageBind calls it
 (htk_compat, use_energy False, window "hanning", 128 mel bins, dither 0,
 25 ms / 10 ms at 16 kHz), written here from Kaldi's definition because
-kaldi-native-fbank refuses 128 bins at this frame size (DESIGN §2):
+kaldi-native-fbank refuses 128 bins at this frame size (docs/DESIGN.md §2):
 
 1. Frames of 400 samples every 160 (snip_edges: 1 + (L − 400) // 160 frames).
 2. Per frame: subtract its mean (DC), pre-emphasis x[n] − 0.97·x[n−1] with

@@ -1,9 +1,13 @@
-"""Media type detection from magic bytes (no parsing beyond the first bytes).
+"""Media type detection from magic bytes (no parsing beyond the first bytes),
+and which types each modality takes.
 
-The gateway uses ``sniff`` to reject wrong types early; the audio and video
-loaders use it to pick the FFmpeg demuxer explicitly, so that FFmpeg never
-probes its whole demuxer list (some of which, like HLS or concat, open further
-URLs or files named inside the data).
+The one sniffer of the project. The gateway uses it to refuse wrong types
+before a job reaches a worker (so this module imports nothing beyond the
+standard library: the gateway has no torch); the audio and video loaders use
+it to pick the FFmpeg demuxer explicitly, so that FFmpeg never probes its whole
+demuxer list (some of which, like HLS or concat, open further URLs or files
+named inside the data). Content-Type headers and data: URL types are claims;
+the magic bytes decide, and ``compatible`` says whether a claim may stand.
 """
 
 from __future__ import annotations
@@ -57,9 +61,10 @@ def sniff(data: bytes) -> str | None:
         return "mov"  # QuickTime files that predate the ftyp box
     if head.startswith(b"ID3"):
         return "mp3"
-    if head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
-        # MPEG audio frame sync: layer bits 00 are ADTS AAC, anything else MP1/2/3.
-        return "aac" if head[1] & 0x06 == 0 else "mp3"
+    if head[0] == 0xFF and head[1] & 0xF6 == 0xF0:
+        return "aac"  # ADTS: a 12-bit sync word, then layer bits 00
+    if head[0] == 0xFF and head[1] & 0xE0 == 0xE0 and head[1] & 0x06:
+        return "mp3"  # MPEG audio: an 11-bit frame sync, then layer I, II or III (00 is reserved)
     return _sniff_text(bytes(data[:4096]))
 
 
@@ -75,3 +80,55 @@ def _sniff_text(sample: bytes) -> str | None:
     if not lines or not all(_NUMBER_LINE.match(line) for line in lines):
         return None
     return "csv"
+
+
+MIME_TYPES: dict[str, str] = {
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "gif": "image/gif",
+    "webp": "image/webp",
+    "bmp": "image/bmp",
+    "tiff": "image/tiff",
+    "wav": "audio/wav",
+    "flac": "audio/flac",
+    "mp3": "audio/mpeg",
+    "aac": "audio/aac",
+    "ogg": "audio/ogg",
+    "m4a": "audio/mp4",
+    "mp4": "video/mp4",
+    "mov": "video/quicktime",
+    "mkv": "video/x-matroska",
+    "webm": "video/webm",
+    "avi": "video/x-msvideo",
+    "npy": "application/x-npy",
+    "csv": "text/csv",
+}
+
+_IMAGES = frozenset({"jpeg", "png", "gif", "webp", "bmp", "tiff"})
+# Audio may come in a video container (its audio track is used); MPEG-4 and Ogg
+# brands say little about the tracks, so both modalities take them.
+_AUDIO = frozenset({"wav", "flac", "mp3", "aac", "ogg", "m4a", "mp4", "mov", "webm", "mkv"})
+_VIDEO = frozenset({"mp4", "mov", "webm", "mkv", "avi", "m4a", "ogg"})
+
+# The sniffed types each modality's decoder takes.
+ACCEPTED: dict[str, frozenset[str]] = {
+    "image": _IMAGES,
+    "thermal": _IMAGES,
+    "depth": _IMAGES,  # a single-channel (disparity) image; the decoder checks the mode
+    "audio": _AUDIO,
+    "video": _VIDEO,
+    "imu": frozenset({"npy", "csv"}),
+}
+
+
+def compatible(declared: str | None, sniffed: str) -> bool:
+    """Whether a claimed MIME type agrees with the sniffed type, by major type: an
+    `image/jpg` claim for PNG bytes is fine, `image/*` for an MP4 is not."""
+    if not declared:
+        return True
+    claim = declared.split("/", 1)[0].strip().lower()
+    if claim not in ("image", "audio", "video"):
+        return True  # application/octet-stream and friends claim nothing
+    if claim == MIME_TYPES[sniffed].split("/", 1)[0]:
+        return True
+    return claim == "audio" and sniffed in _AUDIO  # audio in an MP4/WebM container

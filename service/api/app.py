@@ -20,27 +20,26 @@ from typing import Protocol, TypeVar
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from service.api.admission import Admission
 from service.api.chat_completion import api_router as chat_router
 from service.api.chat_completion.serving import ChatServing
 from service.api.embeddings import api_router as embeddings_router
 from service.api.embeddings.serving import EmbeddingServing
 from service.api.exception_handlers import install_exception_handlers
-from service.api.media_fetch import MediaFetcher
+from service.api.inflight import InflightLimit
+from service.api.media.fetch import MediaFetcher
 from service.api.middleware.auth import AuthMiddleware, KeyStore
 from service.api.middleware.body_limit import BodyLimitMiddleware
-from service.api.middleware.metrics import MetricsMiddleware
-from service.api.middleware.request_id import RequestIdMiddleware
 from service.api.models import api_router as models_router
-from service.api.models.serving import ModelCatalog
+from service.api.models.catalog import ModelCatalog
 from service.api.routes import health
 from service.api.routes import metrics as metrics_route
 from service.api.serving import OpenAIServing
 from service.cache.base import EmbeddingCache
 from service.config import Settings
-from service.gateway.pool import WorkerPool
+from service.contract import Worker
+from service.http.request_id import RequestIdMiddleware
+from service.http.request_metrics import MetricsMiddleware
 from service.metrics import Metrics
-from service.worker.base import Worker
 
 ServingT = TypeVar("ServingT", bound=OpenAIServing)
 
@@ -55,7 +54,7 @@ def create_app(
     metrics: Metrics | None = None,
     fetcher: MediaFetcher | None = None,
 ) -> FastAPI:
-    """The public API over `worker` (in-process `WorkerService`, or a `WorkerPool`).
+    """The public API over `worker` (in-process `ModelWorker`, or a `WorkerPool`).
 
     `cache` is only reported by /health/ready (the worker uses its own reference);
     `fetcher` may be injected by tests (custom resolver or transport).
@@ -65,14 +64,12 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if isinstance(worker, WorkerPool):  # readiness polling lives with the app
-            await worker.start()
+        await worker.start()  # a pool's readiness polling lives with the app
         metrics_server = _start_metrics_server(settings, metrics)
         try:
             yield
         finally:
-            if isinstance(worker, WorkerPool):
-                await worker.stop()
+            await worker.stop()
             if metrics_server is not None:
                 metrics_server.shutdown()
             await fetcher.aclose()
@@ -84,19 +81,19 @@ def create_app(
         lifespan=lifespan,
     )
     catalog = ModelCatalog(worker)
-    admission = Admission(
+    inflight = InflightLimit(
         settings.max_concurrent_requests, retry_after_s=settings.retry_after_s, metrics=metrics
     )
     state = app.state
     state.settings, state.worker, state.cache, state.metrics = settings, worker, cache, metrics
-    state.fetcher, state.catalog, state.admission = fetcher, catalog, admission
+    state.fetcher, state.catalog, state.inflight = fetcher, catalog, inflight
 
     def serving(cls: type[ServingT]) -> ServingT:
         return cls(
             worker=worker,
             catalog=catalog,
             fetcher=fetcher,
-            admission=admission,
+            inflight=inflight,
             settings=settings,
             metrics=metrics,
         )

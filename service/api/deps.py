@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from service.api.models.serving import ModelCatalog
+from service.api.models.catalog import ModelCatalog
 from service.cache.base import EmbeddingCache
+from service.contract import Worker
 from service.metrics import Metrics
-from service.worker.base import Worker
 
 
 def get_worker(request: Request) -> Worker:

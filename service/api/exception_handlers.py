@@ -1,4 +1,4 @@
-"""Every error leaves the API as an OpenAI error body, through `error_spec`.
+"""Every error leaves the API as an OpenAI error body, through `error_response`.
 
 Validation errors become 400 (as OpenAI answers bad parameters) naming the
 parameter as a dotted path (`messages.0.content`); Starlette's HTTP errors (404
@@ -8,87 +8,61 @@ unknown route, 405) keep their status with an OpenAI body.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
-from service.errors import InvalidRequest, NotFound, ServiceError, error_spec
+from service.errors import InvalidRequest, NotFound, ServiceError
+from service.http.errors import error_response, param_from_loc
 
 _log = logging.getLogger(__name__)
-
-# Discriminator tags pydantic puts in error locations right after a list index
-# (`messages.0.user.content`); they are not parameter names.
-_UNION_TAGS = frozenset(
-    {"system", "developer", "user", "assistant", "tool", "function"}
-    | {"text", "image_url", "input_audio", "audio_url", "video_url"}
-    | {"thermal_url", "depth_url", "imu_url"}
-)
-
-
-def param_from_loc(loc: Sequence[int | str]) -> str | None:
-    parts: list[str] = []
-    previous: int | str | None = None
-    for i, item in enumerate(loc):
-        skip = (
-            (i == 0 and item in ("body", "query", "path", "header"))
-            or (isinstance(item, str) and ("[" in item or item in ("str", "int", "float")))
-            or (isinstance(previous, int) and item in _UNION_TAGS)
-        )
-        previous = item
-        if not skip:
-            parts.append(str(item))
-    return ".".join(parts) or None
-
-
-def _response(exc: BaseException) -> JSONResponse:
-    spec = error_spec(exc)
-    return JSONResponse(spec.body(), status_code=spec.status, headers=spec.headers)
 
 
 async def _service_error(_: Request, exc: Exception) -> Response:
     if isinstance(exc, ServiceError) and exc.status >= 500:
         _log.warning("request failed: %s: %s", type(exc).__name__, exc.message)
-    return _response(exc)
+    return error_response(exc)
 
 
 async def _validation_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors: list[Any] = list(exc.errors())
     if not errors:
-        return _response(InvalidRequest("Invalid request."))
+        return error_response(InvalidRequest("Invalid request."))
     # With unions (`str | list[part]`) every branch reports; the deepest location
     # names the field that is actually wrong.
     first = max(errors, key=lambda e: len(e.get("loc", ())))
     if first.get("type") == "json_invalid":
-        return _response(InvalidRequest("Request body is not valid JSON.", code="invalid_json"))
+        return error_response(
+            InvalidRequest("Request body is not valid JSON.", code="invalid_json")
+        )
     param = param_from_loc(first.get("loc", ()))
     message = str(first.get("msg", "Invalid value"))
     if param:
         message = f"{message} (parameter '{param}')"
     if len(errors) > 1:
         message += f"; and {len(errors) - 1} more error(s)"
-    return _response(InvalidRequest(message, param=param, code="invalid_value"))
+    return error_response(InvalidRequest(message, param=param, code="invalid_value"))
 
 
 async def _http_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 404:
-        return _response(NotFound(str(exc.detail) if exc.detail != "Not Found" else "Not found."))
+        return error_response(
+            NotFound(str(exc.detail) if exc.detail != "Not Found" else "Not found.")
+        )
     error = ServiceError(str(exc.detail))
     error.status = exc.status_code
     error.type = "invalid_request_error" if exc.status_code < 500 else "internal_error"
-    response = _response(error)
-    response.headers.update(exc.headers or {})  # e.g. Allow on 405 (RFC 9110)
-    return response
+    return error_response(error, headers=exc.headers)  # e.g. Allow on 405 (RFC 9110)
 
 
 async def _unexpected(_: Request, exc: Exception) -> Response:
     _log.error("unhandled error", exc_info=exc)
-    return _response(exc)
+    return error_response(exc)
 
 
 def install_exception_handlers(app: FastAPI) -> None:

@@ -6,12 +6,12 @@ endpoint from the same parts, and the routers call its `create`.
 
 from __future__ import annotations
 
-from service.api.admission import Admission
-from service.api.media_fetch import MediaFetcher
-from service.api.models.serving import ModelCatalog
+from service.api.inflight import InflightLimit
+from service.api.media.fetch import MediaFetcher
+from service.api.models.catalog import ModelCatalog
 from service.config import Settings
+from service.contract import Worker
 from service.metrics import Metrics
-from service.worker.base import Worker
 
 
 class OpenAIServing:
@@ -21,13 +21,13 @@ class OpenAIServing:
         worker: Worker,
         catalog: ModelCatalog,
         fetcher: MediaFetcher,
-        admission: Admission,
+        inflight: InflightLimit,
         settings: Settings,
         metrics: Metrics,
     ) -> None:
         self.worker = worker
         self.catalog = catalog
         self.fetcher = fetcher
-        self.admission = admission
+        self.inflight = inflight
         self.settings = settings
         self.metrics = metrics

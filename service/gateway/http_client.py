@@ -16,22 +16,22 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import TypeAdapter, ValidationError
 
-from service.errors import (
-    ServerBusy,
-    ServiceError,
-    Timeout,
-    Unavailable,
-    WorkerFailed,
-    from_event,
-)
-from service.worker.base import Worker
-from service.worker.protocol import (
+from service.contract import (
     ChatEvent,
     ChatJob,
     EmbedJob,
     EmbedResult,
     ServedModel,
+    Worker,
     WorkerReadiness,
+)
+from service.errors import (
+    DeadlineExceeded,
+    ServerBusy,
+    ServiceError,
+    Unavailable,
+    WorkerFailed,
+    error_from_kind,
 )
 
 T = TypeVar("T")
@@ -119,7 +119,7 @@ class HTTPWorkerClient(Worker):
         try:
             response = await self._client.request(method, path, **kwargs)
         except httpx.TimeoutException as exc:
-            raise Timeout(f"The worker at {self.base_url} timed out.") from exc
+            raise DeadlineExceeded(f"The worker at {self.base_url} timed out.") from exc
         except httpx.HTTPError as exc:
             raise _unreachable(self.base_url, exc) from exc
         if response.status_code != 200:
@@ -147,7 +147,7 @@ def _from_error_response(response: httpx.Response) -> ServiceError:
         )
     try:
         body = json.loads(response.content)
-        error = from_event(
+        error = error_from_kind(
             str(body["kind"]), str(body["message"]), param=body.get("param"), code=body.get("code")
         )
     except (ValueError, KeyError, TypeError):

@@ -17,26 +17,29 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from service.config import Settings
-from service.errors import ServerBusy, ServiceError, Unavailable, WorkerFailed
-from service.gateway.http_client import HTTPWorkerClient
-from service.metrics import Metrics
-from service.worker.base import Worker
-from service.worker.protocol import (
+from service.contract import (
     ChatEvent,
     ChatJob,
     EmbedJob,
     EmbedResult,
     ServedModel,
+    Worker,
     WorkerReadiness,
+    close_events,
 )
+from service.errors import ServerBusy, ServiceError, Unavailable, WorkerFailed
+from service.gateway.http_client import HTTPWorkerClient
+from service.metrics import Metrics
 
 _log = logging.getLogger(__name__)
 # Failures that say nothing about the request itself, so another worker may succeed.
 _RETRYABLE = (Unavailable, WorkerFailed, ServerBusy)
+T = TypeVar("T")
 
 
 @dataclass
@@ -173,56 +176,53 @@ class WorkerPool(Worker):
         if isinstance(exc, Unavailable):
             self._set_health(member, False, exc.message)
 
-    async def chat(self, job: ChatJob) -> AsyncGenerator[ChatEvent, None]:
+    async def _route(self, attempt: Callable[[_Member], Awaitable[T]]) -> tuple[_Member, T]:
+        """`attempt` on the best worker, then on others while it fails in a retryable
+        way. The member that succeeded is returned still acquired: release it."""
         tried: set[int] = set()
         last: ServiceError | None = None
         for _ in range(self._attempts()):
             member = self._pick(tried)
             tried.add(id(member))
             self._acquire(member)
-            events: AsyncIterator[ChatEvent] = aiter(member.worker.chat(job))
             try:
-                first = await anext(events)
-            except StopAsyncIteration:
-                self._release(member)
-                return
+                return member, await attempt(member)
             except _RETRYABLE as exc:
                 self._release(member)
-                await _close(events)
                 self._failed(member, exc)
                 last = exc
-                continue
             except BaseException:
                 self._release(member)
-                await _close(events)
                 raise
-            try:
-                yield first
-                async for event in events:
-                    yield event
-            finally:
-                await _close(events)
-                self._release(member)
-            return
         assert last is not None
         raise last
 
-    async def embed(self, job: EmbedJob) -> EmbedResult:
-        tried: set[int] = set()
-        last: ServiceError | None = None
-        for _ in range(self._attempts()):
-            member = self._pick(tried)
-            tried.add(id(member))
-            self._acquire(member)
+    async def chat(self, job: ChatJob) -> AsyncGenerator[ChatEvent, None]:
+        async def open_stream(member: _Member) -> tuple[AsyncIterator[ChatEvent], ChatEvent | None]:
+            # Only failures before the first event are retried: after it, the client
+            # holds tokens and the stream is never replayed.
+            events = aiter(member.worker.chat(job))
             try:
-                return await member.worker.embed(job)
-            except _RETRYABLE as exc:
-                self._failed(member, exc)
-                last = exc
-            finally:
-                self._release(member)
-        assert last is not None
-        raise last
+                return events, await anext(events, None)
+            except BaseException:
+                await close_events(events)
+                raise
+
+        member, (events, first) = await self._route(open_stream)
+        try:
+            if first is None:
+                return
+            yield first
+            async for event in events:
+                yield event
+        finally:
+            await close_events(events)
+            self._release(member)
+
+    async def embed(self, job: EmbedJob) -> EmbedResult:
+        member, result = await self._route(lambda m: m.worker.embed(job))
+        self._release(member)
+        return result
 
     async def models(self) -> list[ServedModel]:
         last: ServiceError = Unavailable("No worker is ready to serve requests.")
@@ -244,10 +244,3 @@ class WorkerPool(Worker):
             running=sum(r.running for r in ready),
             waiting=sum(r.waiting for r in ready),
         )
-
-
-async def _close(events: AsyncIterator[ChatEvent]) -> None:
-    aclose = getattr(events, "aclose", None)
-    if aclose is not None:
-        with contextlib.suppress(Exception):
-            await aclose()

@@ -14,9 +14,6 @@ from pathlib import Path
 from encoders.imagebind.checkpoint import CheckpointError, convert_to_safetensors
 from encoders.imagebind.config import ImageBindConfig
 
-# The vision head's final Linear: its rows are the shared embedding size.
-OUT_DIM_KEY = "modality_heads.vision.2.weight"
-
 
 class ImageBindWeightsError(ValueError):
     """The ImageBind checkpoint is unreadable or does not fit its config."""

@@ -22,9 +22,9 @@ from typing import Any
 import torch
 
 from service.config import Settings
+from service.contract import SamplingSettings, TokenLogprob, TopLogprob
 from service.weights.layout import Manifest, ModelLayout
-from service.worker.protocol import TokenLogprob, TopLogprob
-from service.worker.sampling import Sampling, SamplingDefaults, StopHoldback
+from service.worker.sampling import StopHoldback, stop_strings, vllm_sampling_params
 
 GiB = 1 << 30
 
@@ -132,11 +132,9 @@ class LLMEngine:
         engine: Any,
         manifest: Manifest,
         adapters: dict[str, Path],
-        defaults: SamplingDefaults | None = None,
     ) -> None:
         self._engine = engine
         self.manifest = manifest
-        self.defaults = defaults or SamplingDefaults()
         self._lora_requests: dict[str, Any] = {}
         if adapters:
             from vllm.lora.request import LoRARequest
@@ -159,9 +157,7 @@ class LLMEngine:
         if lora and not adapters:
             raise ValueError(f"{model_dir}: enable_lora is set but lora/ holds no adapter")
         engine = AsyncLLM.from_engine_args(engine_args(settings, layout, manifest, lora))
-        return cls(
-            engine, manifest, adapters if lora else {}, SamplingDefaults.from_settings(settings)
-        )
+        return cls(engine, manifest, adapters if lora else {})
 
     @property
     def served_model_names(self) -> list[str]:
@@ -193,20 +189,20 @@ class LLMEngine:
     async def generate(
         self,
         prompt_embeds: torch.Tensor,
-        sampling: Sampling,
+        sampling: SamplingSettings,
         request_id: str,
         lora_name: str | None = None,
     ) -> AsyncIterator[GenerationDelta]:
         """Deltas for each of the `n` completions; `KeyError` for an unknown model name."""
         lora_request = self._lora_request(lora_name)
         prompt_tokens = int(prompt_embeds.shape[0])
-        stops = sampling.stop_strings
+        stops = stop_strings(sampling)
         holdbacks: dict[int, StopHoldback] = {}
         sent_ids: dict[int, int] = {}  # ids already sent, per completion
         finished: set[int] = set()
         stream = self._engine.generate(
             {"prompt_embeds": prompt_embeds.detach().cpu()},
-            sampling.to_vllm(self.defaults),
+            vllm_sampling_params(sampling),
             request_id,
             lora_request=lora_request,
         )

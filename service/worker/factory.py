@@ -1,9 +1,9 @@
-"""`build_worker(settings)`: load a converted model dir into a ready `WorkerService`.
+"""`build_worker(settings)`: load a converted model dir into a ready `ModelWorker`.
 
 Loads, in order: the manifest, ImageBind (`imagebind.safetensors` +
 `imagebind_config.json`) into the batched `Encoder`, `llama_proj`, the vLLM
 engine, then the tokenizer and the `embed_tokens` table for prompt building.
-Device and dtype come from `Settings` (float32 on CPU by default, DESIGN §3).
+Device and dtype come from `Settings` (float32 on CPU by default, docs/DESIGN.md §3).
 Blocking loads run in threads, so the event loop (and a server's liveness
 answer) is never stuck behind them.
 """
@@ -20,17 +20,17 @@ import torch
 
 from encoders.imagebind.checkpoint import load_imagebind
 from encoders.media import MediaLimits
-from encoders.runner import Encoder
+from encoders.micro_batcher import Encoder
 from service.cache import EmbeddingCache, create_cache
 from service.config import Settings
+from service.contract import ServedModel
 from service.metrics import Metrics
 from service.weights.layout import Manifest, ModelLayout
-from service.worker.admission import Admission
 from service.worker.engine import LLMEngine, resolve_device, resolve_dtype
+from service.worker.model_worker import ModelRouting, ModelWorker, WorkerLimits
 from service.worker.projector import Projector
 from service.worker.prompt import PromptBuilder, load_embed_tokens
-from service.worker.protocol import ServedModel
-from service.worker.service import ServedModels, WorkerLimits, WorkerService
+from service.worker.slots import SlotQueue
 
 _log = logging.getLogger(__name__)
 
@@ -40,8 +40,12 @@ FEATURE_VERSION = "pandagpt-feature-v1"
 
 
 async def build_worker(
-    settings: Settings, *, metrics: Metrics, cache: EmbeddingCache | None = None
-) -> WorkerService:
+    settings: Settings,
+    *,
+    metrics: Metrics,
+    cache: EmbeddingCache | None = None,
+    health_label: str | None = None,
+) -> ModelWorker:
     if settings.model_dir is None:
         raise ValueError("build_worker needs settings.model_dir (a `pandagpt convert` output)")
     layout = ModelLayout(Path(settings.model_dir).resolve())
@@ -66,7 +70,7 @@ async def build_worker(
     embed_tokens = await asyncio.to_thread(load_embed_tokens, layout.llm, device, dtype)
     prompts = PromptBuilder(engine.tokenizer, embed_tokens)
 
-    return WorkerService(
+    return ModelWorker(
         encoder=encoder,
         projector=projector,
         prompts=prompts,
@@ -75,12 +79,13 @@ async def build_worker(
         metrics=metrics,
         served=served_models(settings, manifest, layout, engine.served_model_names),
         fingerprint=encoder_fingerprint(layout, manifest, dtype),
-        admission=Admission(
+        slots=SlotQueue(
             max_running=settings.max_num_seqs,
             max_waiting=settings.max_queue_size,
             retry_after_s=settings.retry_after_s,
         ),
         limits=WorkerLimits(request_timeout_s=settings.request_timeout_s),
+        health_label=health_label,
     )
 
 
@@ -90,7 +95,7 @@ def media_limits(settings: Settings) -> MediaLimits:
 
 def served_models(
     settings: Settings, manifest: Manifest, layout: ModelLayout, engine_names: list[str]
-) -> ServedModels:
+) -> ModelRouting:
     """The base model (its configured name) and, when LoRA adapters are served
     unmerged, one model per adapter with the base as parent."""
     base = settings.served_model_name or manifest.served_model_name
@@ -106,7 +111,7 @@ def served_models(
     if len(lora_of) > 1:
         # Unmerged mode: the base name means the default adapter.
         lora_of[base] = engine_names[0]
-    return ServedModels(models=models, lora_of=lora_of)
+    return ModelRouting(models=models, lora_of=lora_of)
 
 
 def encoder_fingerprint(layout: ModelLayout, manifest: Manifest, dtype: torch.dtype) -> str:

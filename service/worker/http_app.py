@@ -21,35 +21,31 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Annotated
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.api.exception_handlers import param_from_loc
-from service.api.middleware.metrics import MetricsMiddleware
-from service.api.middleware.request_id import RequestIdMiddleware
-from service.api.streaming import EventStreamResponse
 from service.config import Settings
-from service.errors import (
-    InvalidRequest,
-    ServiceError,
-    Unauthorized,
-    WorkerFailed,
-    error_spec,
-)
-from service.metrics import Metrics, render_latest
-from service.worker.base import Worker
-from service.worker.protocol import (
+from service.contract import (
     ChatEvent,
     ChatJob,
     EmbedJob,
     EmbedResult,
     ServedModel,
+    Worker,
     WorkerErrorEvent,
     WorkerReadiness,
+    close_events,
 )
+from service.errors import InvalidRequest, ServiceError, Unauthorized, WorkerFailed, error_spec
+from service.http.errors import error_response, param_from_loc
+from service.http.request_id import RequestIdMiddleware
+from service.http.request_metrics import MetricsMiddleware
+from service.http.streaming import EventStreamResponse
+from service.metrics import Metrics, render_latest
 
 _log = logging.getLogger(__name__)
 NDJSON = "application/x-ndjson"
@@ -65,11 +61,9 @@ def error_event(exc: BaseException) -> WorkerErrorEvent:
     )
 
 
-def error_response(exc: BaseException) -> JSONResponse:
-    spec = error_spec(exc)
-    return JSONResponse(
-        error_event(exc).model_dump(mode="json"), status_code=spec.status, headers=spec.headers
-    )
+def job_error_response(exc: BaseException) -> JSONResponse:
+    """The status and headers of `exc`, with a `WorkerErrorEvent` body."""
+    return error_response(exc, body=error_event(exc).model_dump(mode="json"))
 
 
 async def _lines(first: ChatEvent, events: AsyncIterator[ChatEvent]) -> AsyncGenerator[str, None]:
@@ -80,72 +74,92 @@ async def _lines(first: ChatEvent, events: AsyncIterator[ChatEvent]) -> AsyncGen
     except Exception as exc:
         yield error_event(exc).model_dump_json() + "\n"
     finally:
-        aclose = getattr(events, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await close_events(events)
+
+
+def _worker(request: Request) -> Worker:
+    worker: Worker = request.app.state.worker
+    return worker
+
+
+def _metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+WorkerDep = Annotated[Worker, Depends(_worker)]
+MetricsDep = Annotated[Metrics, Depends(_metrics)]
+
+internal = APIRouter(prefix="/internal")
+probes = APIRouter()
+
+
+@internal.post("/chat", response_model=None)
+async def chat(job: ChatJob, worker: WorkerDep) -> Response:
+    events = aiter(worker.chat(job))
+    try:
+        first = await anext(events)
+    except StopAsyncIteration:
+        return EventStreamResponse(_empty(), media_type=NDJSON)
+    except BaseException as exc:
+        await close_events(events)
+        if isinstance(exc, Exception):
+            return job_error_response(exc)
+        raise
+    return EventStreamResponse(_lines(first, events), media_type=NDJSON)
+
+
+@internal.post("/embed")
+async def embed(job: EmbedJob, worker: WorkerDep) -> EmbedResult:
+    return await worker.embed(job)
+
+
+@internal.get("/models")
+async def models(worker: WorkerDep) -> list[ServedModel]:
+    return await worker.models()
+
+
+@internal.get("/ready")
+@probes.get("/health/ready")
+async def ready(worker: WorkerDep) -> Response:
+    readiness: WorkerReadiness = await worker.readiness()
+    return JSONResponse(readiness.model_dump(), status_code=200 if readiness.ready else 503)
+
+
+@probes.get("/health/live")
+async def live() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@probes.get("/metrics", include_in_schema=False)
+async def metrics_text(metrics: MetricsDep) -> Response:
+    body, content_type = render_latest(metrics)
+    return Response(body, media_type=content_type)
+
+
+async def _invalid_job(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {}
+    param = param_from_loc(first.get("loc", ()))
+    return job_error_response(InvalidRequest(str(first.get("msg", "invalid job")), param=param))
+
+
+async def _failed(_: Request, exc: Exception) -> Response:
+    return job_error_response(exc)
 
 
 def create_worker_app(
     worker: Worker, settings: Settings, *, metrics: Metrics | None = None
 ) -> FastAPI:
     """The internal API app. The caller owns `worker` and closes it."""
-    metrics = metrics or Metrics()
     app = FastAPI(title="pandagpt-serve worker", docs_url=None, redoc_url=None)
+    metrics = metrics or Metrics()
     app.state.settings, app.state.worker, app.state.metrics = settings, worker, metrics
-
-    async def _validation(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
-        first = exc.errors()[0] if exc.errors() else {}
-        param = param_from_loc(first.get("loc", ()))
-        return error_response(InvalidRequest(str(first.get("msg", "invalid job")), param=param))
-
-    async def _service(_: Request, exc: Exception) -> Response:
-        return error_response(exc)
-
-    app.add_exception_handler(RequestValidationError, _validation)
-    app.add_exception_handler(ServiceError, _service)
-    app.add_exception_handler(Exception, _service)
-
-    @app.post("/internal/chat", response_model=None)
-    async def chat(job: ChatJob) -> Response:
-        events = aiter(worker.chat(job))
-        try:
-            first = await anext(events)
-        except StopAsyncIteration:
-            return EventStreamResponse(_empty(), media_type=NDJSON)
-        except BaseException as exc:
-            aclose = getattr(events, "aclose", None)
-            if aclose is not None:
-                await aclose()
-            if isinstance(exc, Exception):
-                return error_response(exc)
-            raise
-        return EventStreamResponse(_lines(first, events), media_type=NDJSON)
-
-    @app.post("/internal/embed")
-    async def embed(job: EmbedJob) -> EmbedResult:
-        return await worker.embed(job)
-
-    @app.get("/internal/models")
-    async def models() -> list[ServedModel]:
-        return await worker.models()
-
-    @app.get("/internal/ready")
-    async def ready() -> Response:
-        readiness: WorkerReadiness = await worker.readiness()
-        return JSONResponse(readiness.model_dump(), status_code=200 if readiness.ready else 503)
-
-    app.add_api_route("/health/ready", ready, methods=["GET"])
-
-    @app.get("/health/live")
-    async def live() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics_route() -> Response:
-        body, content_type = render_latest(metrics)
-        return Response(body, media_type=content_type)
-
+    app.add_exception_handler(RequestValidationError, _invalid_job)
+    app.add_exception_handler(ServiceError, _failed)
+    app.add_exception_handler(Exception, _failed)
+    app.include_router(internal)
+    app.include_router(probes)
     if settings.worker_token:
         app.add_middleware(WorkerTokenMiddleware, token=settings.worker_token)
     else:
@@ -166,7 +180,7 @@ class WorkerTokenMiddleware:
         if scope["type"] == "http" and scope["path"].startswith("/internal/"):
             given = dict(scope["headers"]).get(b"authorization", b"")
             if not hmac.compare_digest(given, self._expected):
-                response = error_response(Unauthorized("Missing or wrong worker token."))
+                response = job_error_response(Unauthorized("Missing or wrong worker token."))
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)

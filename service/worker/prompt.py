@@ -1,4 +1,4 @@
-"""Conversation → PandaGPT prompt embeddings (DESIGN §2, exactly as the reference).
+"""Conversation → PandaGPT prompt embeddings (docs/DESIGN.md §2, exactly as the reference).
 
     [BOS] + system + "\\n" + "### Human: <Img>" + [soft token] + "</Img> " + history
           + "\\n### Assistant:"
@@ -20,6 +20,7 @@ from typing import Literal, Protocol
 
 import torch
 
+from service.contract import ChatJob
 from service.weights.llm_io import read_tensor
 
 EMBED_KEY = "model.embed_tokens.weight"
@@ -48,6 +49,16 @@ class Conversation:
 
     turns: Sequence[Turn]
     system: str | None = None
+
+    @classmethod
+    def of_job(cls, job: ChatJob) -> Conversation:
+        """The job's text turns; its media go into the soft token instead."""
+        turns: list[Turn] = []
+        for turn in job.turns:
+            turns.append(Turn("user", turn.user.text))
+            if turn.assistant is not None:
+                turns.append(Turn("assistant", turn.assistant))
+        return cls(turns=turns, system=job.system)
 
 
 @dataclass(frozen=True)

@@ -1,20 +1,22 @@
-"""Sampling settings and the stop-text rules shared by every request.
+"""A job's sampling settings as vLLM takes them, and the stop-text rules.
 
-Precedence is request → server default (`Settings.default_*`) → reference
-default: PandaGPT's demo ran top_p 0.01, temperature 1.0 and 256 new tokens,
-so a request that names nothing on an unconfigured server gets what PandaGPT
-gave. `###` (the next turn marker) is always a stop string, and no
-part of a stop string ever reaches the client: while streaming, text that
-could be the start of a stop string is held back until it is decided.
+Precedence is request → server default → reference default. The gateway
+applies the first two (`Settings.default_*`, in `ChatCompletionRequest.to_sampling`)
+and leaves the rest None; this module fills what is still None with PandaGPT's
+reference: its demo ran top_p 0.01, temperature 1.0 and 256 new tokens, so a
+request that names nothing on an unconfigured server gets what PandaGPT gave.
+
+`###` (the next turn marker) is always a stop string, and no part of a stop
+string ever reaches the client: while streaming, text that could be the start
+of a stop string is held back until it is decided.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from service.worker.protocol import SamplingSettings
+from service.contract import SamplingSettings
 
 TURN_STOP = "###"
 DEFAULT_TOP_P = 0.01
@@ -22,60 +24,37 @@ DEFAULT_TEMPERATURE = 1.0
 DEFAULT_MAX_TOKENS = 256
 
 
-@dataclass(frozen=True)
-class SamplingDefaults:
-    """Server-wide defaults; None falls through to the reference default."""
-
-    max_tokens: int | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> SamplingDefaults:
-        return cls(
-            max_tokens=getattr(settings, "default_max_tokens", None),
-            temperature=getattr(settings, "default_temperature", None),
-            top_p=getattr(settings, "default_top_p", None),
-            top_k=getattr(settings, "default_top_k", None),
-        )
-
-
 def _first(*values: Any) -> Any:
     return next(v for v in values if v is not None)
 
 
-class Sampling(SamplingSettings):
-    """A request's `SamplingSettings` (same fields) with what the engine makes of them."""
+def stop_strings(sampling: SamplingSettings) -> list[str]:
+    """User stops plus `###` (unless ignore_eos), de-duplicated, order kept."""
+    turn_stop = [] if sampling.ignore_eos else [TURN_STOP]
+    return list(dict.fromkeys([*(s for s in sampling.stop if s), *turn_stop]))
 
-    @property
-    def stop_strings(self) -> list[str]:
-        """User stops plus `###` (unless ignore_eos), de-duplicated, order kept."""
-        turn_stop = [] if self.ignore_eos else [TURN_STOP]
-        return list(dict.fromkeys([*(s for s in self.stop if s), *turn_stop]))
 
-    def to_vllm(self, defaults: SamplingDefaults | None = None) -> Any:
-        """vllm.SamplingParams (imported lazily: the gateway has no vLLM)."""
-        from vllm import SamplingParams
-        from vllm.sampling_params import RequestOutputKind
+def vllm_sampling_params(sampling: SamplingSettings) -> Any:
+    """`vllm.SamplingParams` for a job; unset fields get PandaGPT's reference defaults
+    (the gateway has already put the server's defaults in)."""
+    from vllm import SamplingParams
+    from vllm.sampling_params import RequestOutputKind
 
-        d = defaults or SamplingDefaults()
-        return SamplingParams(
-            n=self.n,
-            max_tokens=_first(self.max_tokens, d.max_tokens, DEFAULT_MAX_TOKENS),
-            temperature=_first(self.temperature, d.temperature, DEFAULT_TEMPERATURE),
-            top_p=_first(self.top_p, d.top_p, DEFAULT_TOP_P),
-            # 0 and -1 both mean "no top-k" in vLLM
-            top_k=_first(self.top_k, d.top_k, 0),
-            seed=self.seed,
-            stop=self.stop_strings,
-            presence_penalty=self.presence_penalty,
-            frequency_penalty=self.frequency_penalty,
-            ignore_eos=self.ignore_eos,
-            logprobs=self.logprobs,
-            # Cumulative text lets StopHoldback decide what is safe to send.
-            output_kind=RequestOutputKind.CUMULATIVE,
-        )
+    return SamplingParams(
+        n=sampling.n,
+        max_tokens=_first(sampling.max_tokens, DEFAULT_MAX_TOKENS),
+        temperature=_first(sampling.temperature, DEFAULT_TEMPERATURE),
+        top_p=_first(sampling.top_p, DEFAULT_TOP_P),
+        top_k=_first(sampling.top_k, 0),  # 0 and -1 both mean "no top-k" in vLLM
+        seed=sampling.seed,
+        stop=stop_strings(sampling),
+        presence_penalty=sampling.presence_penalty,
+        frequency_penalty=sampling.frequency_penalty,
+        ignore_eos=sampling.ignore_eos,
+        logprobs=sampling.logprobs,
+        # Cumulative text lets StopHoldback decide what is safe to send.
+        output_kind=RequestOutputKind.CUMULATIVE,
+    )
 
 
 def partial_stop_len(text: str, stops: Sequence[str]) -> int:

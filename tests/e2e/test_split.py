@@ -19,8 +19,8 @@ import httpx
 import openai
 import pytest
 
+from service.contract import ChatJob, ChatTurn, MediaItem, SamplingSettings, UserTurn
 from service.gateway import HTTPWorkerClient
-from service.worker.protocol import ChatJob, MediaItem, SamplingSettings, Turn, UserTurn
 from tests.utils.media import MEDIA_DIR, data_url, image_part, media_bytes, user
 from tests.utils.processes import (
     PANDAGPT,
@@ -143,7 +143,7 @@ async def _direct_chat(worker_url: str, image: bytes) -> None:
     job = ChatJob(
         request_id=f"direct-{uuid.uuid4().hex[:8]}",
         model="ignored",
-        turns=[Turn(user=UserTurn(text="What is this?", media=[item]))],
+        turns=[ChatTurn(user=UserTurn(text="What is this?", media=[item]))],
         sampling=SamplingSettings(max_tokens=2),
     )
     client = HTTPWorkerClient(worker_url, token=WORKER_TOKEN)

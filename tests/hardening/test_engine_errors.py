@@ -6,7 +6,7 @@ import pytest
 from vllm.exceptions import VLLMValidationError
 
 from service.errors import ContextLengthExceeded, error_spec
-from service.worker.service import engine_error
+from service.worker.model_worker import engine_error
 
 RENDERER = VLLMValidationError(
     "This model's maximum context length is 1024 tokens. However, your prompt contains "

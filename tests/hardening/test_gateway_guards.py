@@ -16,8 +16,8 @@ import pytest
 
 from service.api import create_app
 from service.config import Settings
+from service.contract import ChatEvent, ChatJob
 from service.server import header_deadline_protocol
-from service.worker.protocol import ChatEvent, ChatJob
 from tests.utils.fake_worker import MODEL, ScriptedWorker, echo_chat
 from tests.utils.servers import serve_in_thread
 

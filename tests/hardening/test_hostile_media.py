@@ -5,7 +5,7 @@ Every case must be a 400 whose code names the media problem (`media_<reason>`) w
 its RSS before the corpus, and a valid request right after each case must succeed.
 A few cases are *tolerated*: decoders legitimately keep what decodes (a streamed format
 cut in half), and a declared type that agrees on the major type (`image/jpeg` for PNG
-bytes) is accepted by design (`service.api.media_sniff.compatible`); those may be 200.
+bytes) is accepted by design (`encoders.media.sniff.compatible`); those may be 200.
 """
 
 from __future__ import annotations

@@ -17,12 +17,12 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from bench.reference import ReferencePandaGPT
+from bench.reference_pandagpt import ReferencePandaGPT
 from service.config import Settings
+from service.contract import SamplingSettings
 from service.worker.engine import LLMEngine
 from service.worker.projector import Projector
 from service.worker.prompt import Conversation, PromptBuilder, Turn, load_embed_tokens
-from service.worker.sampling import Sampling
 from tests.parity.conftest import ParityWeights
 
 MAX_TOKENS = 32
@@ -148,7 +148,7 @@ def engine(request, parity_weights: ParityWeights):
 async def collect(eng: LLMEngine, embeds: torch.Tensor, request_id: str) -> list[int]:
     ids: list[int] = []
     async for delta in eng.generate(
-        embeds, Sampling(max_tokens=MAX_TOKENS, temperature=0.0), request_id
+        embeds, SamplingSettings(max_tokens=MAX_TOKENS, temperature=0.0), request_id
     ):
         ids += delta.token_ids
     return ids
@@ -191,7 +191,7 @@ def test_prefill_beside_other_decodes_keeps_the_engine_alive(engine, cases) -> N
     """
     mode, model_dir, eng, runner = engine
     embeds = [our_embeds(model_dir, case) for case in cases[:3]]
-    sampling = Sampling(max_tokens=48, temperature=0.0, ignore_eos=True)
+    sampling = SamplingSettings(max_tokens=48, temperature=0.0, ignore_eos=True)
 
     async def run() -> list[int]:
         decoding = [asyncio.Event(), asyncio.Event()]

@@ -20,7 +20,7 @@ from service import errors as e
         (e.ServerBusy(retry_after=0.2), 429, "rate_limit_error"),
         (e.Unavailable("x"), 503, "service_unavailable_error"),
         (e.WorkerFailed("x"), 500, "internal_error"),
-        (e.Timeout("x"), 504, "timeout_error"),
+        (e.DeadlineExceeded("x"), 504, "timeout_error"),
         (KeyError("internal detail"), 500, "internal_error"),
     ],
 )
@@ -34,9 +34,9 @@ def test_error_spec(exc: BaseException, status: int, type_: str) -> None:
 
 
 def test_from_event_rebuilds_the_class() -> None:
-    rebuilt = e.from_event("MediaInvalid", "bad", param="p", code="media_corrupt")
+    rebuilt = e.error_from_kind("MediaInvalid", "bad", param="p", code="media_corrupt")
     assert isinstance(rebuilt, e.MediaInvalid) and rebuilt.reason == "corrupt"
     assert rebuilt.param == "p"
-    assert isinstance(e.from_event("ContextLengthExceeded", "long"), e.ContextLengthExceeded)
-    assert isinstance(e.from_event("MediaTooLarge", "big"), e.MediaTooLarge)
-    assert isinstance(e.from_event("SomethingNew", "?"), e.WorkerFailed)
+    assert isinstance(e.error_from_kind("ContextLengthExceeded", "long"), e.ContextLengthExceeded)
+    assert isinstance(e.error_from_kind("MediaTooLarge", "big"), e.MediaTooLarge)
+    assert isinstance(e.error_from_kind("SomethingNew", "?"), e.WorkerFailed)

@@ -10,8 +10,7 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from service.worker.base import Worker
-from service.worker.protocol import (
+from service.contract import (
     ChatDelta,
     ChatEvent,
     ChatJob,
@@ -19,6 +18,7 @@ from service.worker.protocol import (
     EmbedJob,
     EmbedResult,
     ServedModel,
+    Worker,
     WorkerReadiness,
 )
 

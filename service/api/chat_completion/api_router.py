@@ -8,8 +8,8 @@ from starlette.responses import Response
 from service.api.chat_completion.protocol import ChatCompletionRequest, ChatCompletionResponse
 from service.api.chat_completion.serving import ChatServing
 from service.api.deps import AuthDep, RequestIdDep
-from service.api.disconnect import cancel_on_disconnect
 from service.api.openapi import POST_ERRORS, error_responses, event_stream
+from service.http.disconnect import cancel_on_disconnect
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 

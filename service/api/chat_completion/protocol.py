@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from service.api.protocol_base import OpenAIBaseModel
-from service.worker.protocol import SamplingSettings
+from service.contract import SamplingSettings
 
 # --- content parts ---
 
@@ -79,7 +79,6 @@ ContentPart = Annotated[
     | IMUURLPart,
     Field(discriminator="type"),
 ]
-MediaPart = ImageURLPart | AudioURLPart | VideoURLPart | ThermalURLPart | DepthURLPart | IMUURLPart
 # part type -> the modality the worker encodes it as
 PART_MODALITY: dict[str, str] = {
     "image_url": "image",

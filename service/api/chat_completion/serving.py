@@ -19,7 +19,6 @@ from functools import cached_property
 
 from starlette.responses import JSONResponse, Response
 
-from service.api.admission import Ticket
 from service.api.chat_completion.conversation import build_job
 from service.api.chat_completion.protocol import (
     ChatCompletionChoice,
@@ -36,19 +35,20 @@ from service.api.chat_completion.protocol import (
     completion_id,
     now,
 )
+from service.api.inflight import Ticket
 from service.api.serving import OpenAIServing
-from service.api.streaming import EventStreamResponse, sse
+from service.contract import ChatDelta, ChatEvent, ChatUsage, SamplingSettings, close_events
 from service.errors import (
     ContextLengthExceeded,
+    DeadlineExceeded,
     InvalidRequest,
     ServiceError,
-    Timeout,
     WorkerFailed,
     error_body,
-    from_event,
+    error_from_kind,
 )
+from service.http.streaming import EventStreamResponse, sse
 from service.metrics import Metrics
-from service.worker.protocol import ChatDelta, ChatEvent, ChatUsage, SamplingSettings
 
 _log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class _Run:
             return None
         except TimeoutError as exc:
             self.outcome = "timeout"
-            raise Timeout(f"Request timed out after {self.timeout_s:g}s.") from exc
+            raise DeadlineExceeded(f"Request timed out after {self.timeout_s:g}s.") from exc
         except ServiceError:
             raise
         except Exception as exc:  # an unknown worker failure: log it, hide its text
@@ -91,7 +91,7 @@ class _Run:
         if isinstance(event, ChatDelta) and event.text:
             self._observe_token()
         elif not isinstance(event, ChatDelta | ChatUsage):
-            raise from_event(event.kind, event.message, param=event.param, code=event.code)
+            raise error_from_kind(event.kind, event.message, param=event.param, code=event.code)
         if isinstance(event, ChatUsage):
             self.metrics.prompt_tokens.inc(event.prompt_tokens)
             self.metrics.generation_tokens.inc(event.completion_tokens)
@@ -107,12 +107,7 @@ class _Run:
         self.last_token = t
 
     async def close(self) -> None:
-        aclose = getattr(self.events, "aclose", None)
-        if aclose is not None:
-            try:
-                await aclose()
-            except Exception:  # closing must not mask the request's own outcome
-                _log.exception("closing the worker stream failed")
+        await close_events(self.events)
         self.metrics.e2e_request_latency.labels(endpoint="chat", outcome=self.outcome).observe(
             time.perf_counter() - self.start
         )
@@ -154,7 +149,7 @@ class ChatServing(OpenAIServing):
             )
         model = await self.catalog.resolve(request.model)
         _check_max_tokens(request, model.max_model_len)
-        ticket = self.admission.acquire()
+        ticket = self.inflight.acquire()
         timeout_s = self.settings.request_timeout_s
         deadline = asyncio.get_running_loop().time() + timeout_s
         run: _Run | None = None
@@ -172,7 +167,7 @@ class ChatServing(OpenAIServing):
             first = await run.next()  # errors before streaming → HTTP status
         except TimeoutError as exc:
             ticket.release()
-            raise Timeout(f"Request timed out after {timeout_s:g}s.") from exc
+            raise DeadlineExceeded(f"Request timed out after {timeout_s:g}s.") from exc
         except BaseException:
             if run is not None:
                 run.outcome = "error"
@@ -305,7 +300,7 @@ async def _stream(
     except (ServiceError, Exception) as exc:
         if not isinstance(exc, ServiceError):
             _log.exception("chat stream failed")
-        run.outcome = "timeout" if isinstance(exc, Timeout) else "error"
+        run.outcome = "timeout" if isinstance(exc, DeadlineExceeded) else "error"
         yield sse(json.dumps(error_body(exc)))
     finally:
         await run.close()

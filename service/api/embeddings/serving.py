@@ -8,21 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import time
 from collections.abc import Sequence
 
-from service.api.chat_completion.protocol import PART_MODALITY, InputAudioPart, TextPart
+from service.api.chat_completion.protocol import TextPart
 from service.api.embeddings.protocol import (
     EmbeddingData,
     EmbeddingRequest,
     EmbeddingResponse,
     EmbeddingUsage,
 )
+from service.api.media.parts import MediaRef, load_all
 from service.api.serving import OpenAIServing
 from service.cache.base import pack_f32
-from service.errors import InvalidRequest, ServiceError, Timeout, WorkerFailed
-from service.worker.protocol import EmbedJob, MediaItem
+from service.contract import EmbedJob, MediaItem
+from service.errors import DeadlineExceeded, InvalidRequest, ServiceError, WorkerFailed
 
 MAX_INPUTS = 2048  # OpenAI's cap on inputs per request
 
@@ -35,7 +35,7 @@ class EmbeddingServing(OpenAIServing):
         if len(raw) > MAX_INPUTS:
             raise InvalidRequest(f"At most {MAX_INPUTS} inputs per request.", param="input")
         model = await self.catalog.resolve(request.model)
-        ticket = self.admission.acquire()
+        ticket = self.inflight.acquire()
         start = time.perf_counter()
         outcome = "error"
         try:
@@ -47,7 +47,9 @@ class EmbeddingServing(OpenAIServing):
             outcome = "ok"
         except TimeoutError as exc:
             outcome = "timeout"
-            raise Timeout(f"Request timed out after {self.settings.request_timeout_s:g}s.") from exc
+            raise DeadlineExceeded(
+                f"Request timed out after {self.settings.request_timeout_s:g}s."
+            ) from exc
         except ServiceError:
             raise
         except Exception as exc:
@@ -81,32 +83,23 @@ class EmbeddingServing(OpenAIServing):
         return EmbeddingResponse(data=data, model=model.id, usage=usage)
 
     async def _inputs(self, raw: Sequence[object]) -> list[str | MediaItem]:
-        n_media = sum(1 for item in raw if not isinstance(item, str | TextPart))
-        if n_media > self.settings.max_media_items:
+        """Texts as they are, media parts fetched (all at once) in their places."""
+        refs = [
+            MediaRef.of_part(item, f"input.{i}")
+            for i, item in enumerate(raw)
+            if not isinstance(item, str | TextPart)
+        ]
+        if len(refs) > self.settings.max_media_items:
             raise InvalidRequest(
                 f"At most {self.settings.max_media_items} media items per request.", param="input"
             )
-        try:
-            async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(self._one(item, i)) for i, item in enumerate(raw)]
-        except BaseExceptionGroup as group_error:
-            raise group_error.exceptions[0] from None
-        return [task.result() for task in tasks]
-
-    async def _one(self, item: object, index: int) -> str | MediaItem:
-        if isinstance(item, str):
-            return item
-        if isinstance(item, TextPart):
-            return item.text
-        part_type = getattr(item, "type", "")
-        modality = PART_MODALITY[part_type]
-        param = f"input.{index}"
-        if isinstance(item, InputAudioPart):
-            data = self.fetcher.decode_base64(
-                item.input_audio.data, modality, param=param, fmt=item.input_audio.format
-            )
-        else:
-            url = getattr(item, part_type).url
-            data = await self.fetcher.fetch(url, modality, param=param)
-        digest = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
-        return MediaItem(modality=modality, data=data, sha256=digest)  # type: ignore[arg-type]
+        media = iter(await load_all(refs, self.fetcher))
+        inputs: list[str | MediaItem] = []
+        for item in raw:
+            if isinstance(item, str):
+                inputs.append(item)
+            elif isinstance(item, TextPart):
+                inputs.append(item.text)
+            else:
+                inputs.append(next(media))
+        return inputs

@@ -13,10 +13,10 @@ import logging
 import time
 from pathlib import Path
 
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.errors import Unauthorized, error_spec
+from service.errors import Unauthorized
+from service.http.errors import error_response
 from service.metrics import Metrics
 
 _log = logging.getLogger(__name__)
@@ -98,8 +98,5 @@ class AuthMiddleware:
         if self.metrics is not None:
             self.metrics.rejected_requests.labels(reason="unauthorized").inc()
         message = "Invalid API key." if presented else "Missing API key (Authorization: Bearer)."
-        spec = error_spec(Unauthorized(message))
-        headers = {"WWW-Authenticate": "Bearer"}
-        await JSONResponse(spec.body(), status_code=spec.status, headers=headers)(
-            scope, receive, send
-        )
+        response = error_response(Unauthorized(message), headers={"WWW-Authenticate": "Bearer"})
+        await response(scope, receive, send)

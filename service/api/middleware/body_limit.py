@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import PayloadTooLarge, RequestTimeout, ServiceError, error_spec
+from service.errors import PayloadTooLarge, RequestTimeout, ServiceError
+from service.http.errors import error_response
 from service.metrics import Metrics
 
 
@@ -101,8 +101,5 @@ class BodyLimitMiddleware:
         error = error or PayloadTooLarge(
             f"Request body exceeds the limit of {self.max_bytes} bytes."
         )
-        spec = error_spec(error)
-        response = JSONResponse(
-            spec.body(), status_code=spec.status, headers={"Connection": "close"}
-        )
+        response = error_response(error, headers={"Connection": "close"})
         await response(scope, receive, send)

@@ -13,13 +13,13 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from service.api.deps import CacheDep, MetricsDep, WorkerDep
+from service.api.deps import CacheDep, WorkerDep
 from service.errors import ServiceError
-from service.gateway.pool import WorkerPool
 
 router = APIRouter(prefix="/health", tags=["health"])
 _log = logging.getLogger(__name__)
-_READY_TIMEOUT_S = 5.0
+# Above the worker's own engine-health timeout (5 s), so that it answers first.
+_READY_TIMEOUT_S = 6.0
 
 
 @router.get("/live")
@@ -31,19 +31,15 @@ async def live() -> dict[str, str]:
     "/ready",
     responses={503: {"description": "Not ready: the same body with `status: not_ready`"}},
 )
-async def ready(worker: WorkerDep, cache: CacheDep, metrics: MetricsDep) -> JSONResponse:
+async def ready(worker: WorkerDep, cache: CacheDep) -> JSONResponse:
     body: dict[str, Any]
     try:
         async with asyncio.timeout(_READY_TIMEOUT_S):
             readiness = await worker.readiness()
     except (ServiceError, TimeoutError) as exc:
         _log.warning("readiness check failed: %r", exc)
-        if not isinstance(worker, WorkerPool):
-            metrics.worker_healthy.labels(worker="in-process").set(0)
         body = {"status": "not_ready", "detail": "worker unreachable", "cache": "unknown"}
         return JSONResponse(body, status_code=503)
-    if not isinstance(worker, WorkerPool):  # a pool publishes per-worker health itself
-        metrics.worker_healthy.labels(worker="in-process").set(int(readiness.ready))
     cache_degraded = readiness.cache_degraded
     if cache is not None:
         cache_degraded = cache_degraded or not await cache.probe()

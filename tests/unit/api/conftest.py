@@ -10,7 +10,7 @@ import pytest
 from openai import OpenAI
 
 from service.api import create_app
-from service.api.media_fetch import MediaFetcher
+from service.api.media.fetch import MediaFetcher
 from service.config import Settings
 from service.metrics import Metrics
 from tests.utils.fake_worker import ScriptedWorker

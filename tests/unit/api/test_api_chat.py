@@ -13,8 +13,8 @@ import httpx
 import openai
 import pytest
 
+from service.contract import ChatDelta, ChatEvent, ChatJob, ChatUsage, WorkerErrorEvent
 from service.errors import ContextLengthExceeded, MediaInvalid, ServerBusy, Unavailable
-from service.worker.protocol import ChatDelta, ChatEvent, ChatJob, ChatUsage, WorkerErrorEvent
 from tests.unit.api.conftest import Gateway, GatewayFactory
 from tests.utils import media_bytes
 from tests.utils.fake_worker import MODEL, ScriptedWorker

@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from service.worker.protocol import MediaItem
+from service.contract import MediaItem
 from tests.unit.api.conftest import Gateway
 from tests.utils import media_bytes
 from tests.utils.fake_worker import MODEL

@@ -14,7 +14,7 @@ import httpx
 import openai
 import pytest
 
-from service.worker.protocol import ChatDelta, ChatEvent, ChatJob
+from service.contract import ChatDelta, ChatEvent, ChatJob
 from tests.unit.api.conftest import Gateway, GatewayFactory
 from tests.utils.fake_worker import MODEL, ScriptedWorker
 

@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
-from service.api.media_fetch import MediaFetcher, system_resolver
-from service.api.media_policy import AddressPolicy
+from service.api.media.fetch import MediaFetcher, system_resolver
+from service.api.media.policy import AddressPolicy
 from service.config import Settings
 from service.errors import MediaInvalid, MediaTooLarge
 from service.metrics import Metrics

@@ -13,27 +13,27 @@ import pytest
 
 from service.api import create_app
 from service.config import Settings
+from service.contract import (
+    ChatDelta,
+    ChatEvent,
+    ChatJob,
+    ChatTurn,
+    EmbedJob,
+    MediaItem,
+    UserTurn,
+    WorkerErrorEvent,
+)
 from service.errors import MediaInvalid, ServerBusy, Unavailable
 from service.gateway import HTTPWorkerClient, WorkerPool
 from service.metrics import Metrics
 from service.worker.http_app import create_worker_app
-from service.worker.protocol import (
-    ChatDelta,
-    ChatEvent,
-    ChatJob,
-    EmbedJob,
-    MediaItem,
-    Turn,
-    UserTurn,
-    WorkerErrorEvent,
-)
 from tests.utils.fake_worker import MODEL, ScriptedWorker
 from tests.utils.media_bytes import png
 from tests.utils.servers import serve_in_thread
 
 
 def job(text: str = "hi there", rid: str = "r1") -> ChatJob:
-    return ChatJob(request_id=rid, model=MODEL, turns=[Turn(user=UserTurn(text=text))])
+    return ChatJob(request_id=rid, model=MODEL, turns=[ChatTurn(user=UserTurn(text=text))])
 
 
 def serve_workers(stack: ExitStack, *workers: ScriptedWorker) -> list[str]:

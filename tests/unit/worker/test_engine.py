@@ -12,9 +12,9 @@ import torch
 from transformers import AutoTokenizer
 
 from service.config import Settings
+from service.contract import SamplingSettings
 from service.worker.engine import GenerationDelta, LLMEngine
 from service.worker.prompt import Conversation, PromptBuilder, Turn, load_embed_tokens
-from service.worker.sampling import Sampling
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
@@ -42,7 +42,9 @@ def embeds(demo_model: Path) -> torch.Tensor:
     return builder.build(Conversation([Turn("user", "Tell me a story about a cat.")]), None).embeds
 
 
-async def run(eng: LLMEngine, embeds, sampling: Sampling, rid: str) -> list[GenerationDelta]:
+async def run(
+    eng: LLMEngine, embeds, sampling: SamplingSettings, rid: str
+) -> list[GenerationDelta]:
     return [d async for d in eng.generate(embeds, sampling, rid)]
 
 
@@ -55,7 +57,7 @@ async def wait_idle(eng: LLMEngine, timeout: float = 5.0) -> int:
 
 
 async def test_stream_usage_and_length_finish(engine, embeds) -> None:
-    deltas = await run(engine, embeds, Sampling(max_tokens=8, temperature=0.0), "len")
+    deltas = await run(engine, embeds, SamplingSettings(max_tokens=8, temperature=0.0), "len")
     assert len(deltas) > 1, "deltas arrive token by token"
     assert [d.finish_reason for d in deltas[:-1]] == [None] * (len(deltas) - 1)
     last = deltas[-1]
@@ -65,7 +67,7 @@ async def test_stream_usage_and_length_finish(engine, embeds) -> None:
 
 
 async def test_stop_string_is_cut_and_never_streamed(engine, embeds) -> None:
-    greedy = Sampling(max_tokens=32, temperature=0.0)
+    greedy = SamplingSettings(max_tokens=32, temperature=0.0)
     full = "".join(d.text for d in await run(engine, embeds, greedy, "full"))
     # a stop string taken from the middle of the greedy text
     stop = next(
@@ -74,7 +76,7 @@ async def test_stop_string_is_cut_and_never_streamed(engine, embeds) -> None:
         if full[i : i + 3].strip() == full[i : i + 3]
     )
     cut = full[: full.index(stop)]
-    stopped = Sampling(max_tokens=32, temperature=0.0, stop=[stop])
+    stopped = SamplingSettings(max_tokens=32, temperature=0.0, stop=[stop])
     deltas = await run(engine, embeds, stopped, "stop")
     assert "".join(d.text for d in deltas) == cut
     assert deltas[-1].finish_reason == "stop"
@@ -83,7 +85,7 @@ async def test_stop_string_is_cut_and_never_streamed(engine, embeds) -> None:
 
 
 async def test_n_completions_with_seed_repeat(engine, embeds) -> None:
-    sampling = Sampling(max_tokens=6, temperature=1.0, top_p=1.0, n=2, seed=11)
+    sampling = SamplingSettings(max_tokens=6, temperature=1.0, top_p=1.0, n=2, seed=11)
 
     async def texts(rid: str) -> dict[int, list[int]]:
         out: dict[int, list[int]] = {0: [], 1: []}
@@ -99,13 +101,13 @@ async def test_n_completions_with_seed_repeat(engine, embeds) -> None:
 
 
 async def test_penalties_are_accepted(engine, embeds) -> None:
-    sampling = Sampling(max_tokens=4, presence_penalty=1.0, frequency_penalty=0.5, top_k=5)
+    sampling = SamplingSettings(max_tokens=4, presence_penalty=1.0, frequency_penalty=0.5, top_k=5)
     deltas = await run(engine, embeds, sampling, "pen")
     assert deltas[-1].finish_reason in ("length", "stop")
 
 
 async def test_closing_the_stream_aborts_the_request(engine, embeds) -> None:
-    stream = engine.generate(embeds, Sampling(max_tokens=400, temperature=0.0), "gone")
+    stream = engine.generate(embeds, SamplingSettings(max_tokens=400, temperature=0.0), "gone")
     await anext(stream)
     assert engine.num_unfinished_requests() == 1
     await stream.aclose()  # the caller went away
@@ -116,7 +118,9 @@ async def test_cancelling_the_consumer_aborts_the_request(engine, embeds) -> Non
     started = asyncio.Event()
 
     async def consume() -> None:
-        async for _ in engine.generate(embeds, Sampling(max_tokens=400, temperature=0), "cx"):
+        async for _ in engine.generate(
+            embeds, SamplingSettings(max_tokens=400, temperature=0), "cx"
+        ):
             started.set()
 
     task = asyncio.create_task(consume())
@@ -130,5 +134,7 @@ async def test_cancelling_the_consumer_aborts_the_request(engine, embeds) -> Non
 
 async def test_unknown_model_name(engine, embeds) -> None:
     with pytest.raises(KeyError):
-        async for _ in engine.generate(embeds, Sampling(max_tokens=2), "unk", lora_name="nope"):
+        async for _ in engine.generate(
+            embeds, SamplingSettings(max_tokens=2), "unk", lora_name="nope"
+        ):
             pass

@@ -1,4 +1,4 @@
-"""The exact token layout of PandaGPT prompts (DESIGN §2).
+"""The exact token layout of PandaGPT prompts (docs/DESIGN.md §2).
 
 Expected sequences are written from the literal strings of the reference
 format, each piece encoded on its own, so a change in how the builder glues

@@ -2,31 +2,33 @@ from __future__ import annotations
 
 import pytest
 
-from service.worker.jobs import sampling_of
-from service.worker.protocol import SamplingSettings
+from service.contract import SamplingSettings
 from service.worker.sampling import (
-    Sampling,
-    SamplingDefaults,
     StopHoldback,
     partial_stop_len,
+    stop_strings,
+    vllm_sampling_params,
 )
 
 
 def test_reference_defaults_and_turn_stop() -> None:
-    params = Sampling().to_vllm()
+    params = vllm_sampling_params(SamplingSettings())
     assert (params.top_p, params.temperature, params.max_tokens) == (0.01, 1.0, 256)
     assert params.stop == ["###"]
 
 
-def test_request_beats_server_default_beats_reference() -> None:
-    defaults = SamplingDefaults(max_tokens=64, temperature=0.5)
-    params = Sampling(max_tokens=8, stop=["END", "###"]).to_vllm(defaults)
+def test_job_values_beat_the_reference() -> None:
+    # Server defaults are already in the job: the gateway put them there (test_api_chat).
+    params = vllm_sampling_params(
+        SamplingSettings(max_tokens=8, temperature=0.5, stop=["END", "###"])
+    )
     assert (params.max_tokens, params.temperature, params.top_p) == (8, 0.5, 0.01)
     assert params.stop == ["END", "###"]
 
 
 def test_other_parameters_pass_through() -> None:
-    p = Sampling(n=3, seed=7, top_k=5, presence_penalty=0.5, frequency_penalty=0.25).to_vllm()
+    wire = SamplingSettings(n=3, seed=7, top_k=5, presence_penalty=0.5, frequency_penalty=0.25)
+    p = vllm_sampling_params(wire)
     assert (p.n, p.seed, p.top_k, p.presence_penalty, p.frequency_penalty) == (3, 7, 5, 0.5, 0.25)
 
 
@@ -62,11 +64,10 @@ def test_user_stop_prefix_is_released_at_the_end() -> None:
     assert hold.delta("the E", True) == "E"
 
 
-def test_sampling_of_keeps_every_wire_setting() -> None:
+def test_ignore_eos_drops_the_turn_stop() -> None:
     wire = SamplingSettings(max_tokens=5, top_k=3, n=2, seed=9, stop=["x"], ignore_eos=True)
-    sampling = sampling_of(wire)
-    assert isinstance(sampling, Sampling) and sampling.model_dump() == wire.model_dump()
-    assert sampling.stop_strings == ["x"]  # ignore_eos: no `###`
+    assert stop_strings(wire) == ["x"]  # ignore_eos: no `###`
+    assert vllm_sampling_params(wire).stop == ["x"]
 
 
 def test_token_logprob_orders_by_rank_and_clamps_minus_infinity() -> None:

@@ -1,4 +1,4 @@
-"""Bounded admission in the gateway: at most N requests in flight, 429 beyond.
+"""The gateway's admission control: at most N requests in flight, 429 beyond.
 
 A ticket follows one request from admission to its last byte (for streams, the
 stream's `finally` releases it) and moves the running/waiting gauges.
@@ -11,8 +11,8 @@ from service.metrics import Metrics
 
 
 class Ticket:
-    def __init__(self, admission: Admission) -> None:
-        self._admission = admission
+    def __init__(self, limit: InflightLimit) -> None:
+        self._limit = limit
         self._running = False
         self._released = False
 
@@ -20,15 +20,15 @@ class Ticket:
         """The first token arrived: waiting → running."""
         if not self._running and not self._released:
             self._running = True
-            self._admission._move_to_running()
+            self._limit._move_to_running()
 
     def release(self) -> None:
         if not self._released:
             self._released = True
-            self._admission._release(self._running)
+            self._limit._release(self._running)
 
 
-class Admission:
+class InflightLimit:
     def __init__(self, limit: int, *, retry_after_s: float, metrics: Metrics) -> None:
         self.limit = limit
         self.retry_after_s = retry_after_s

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import httpx
 
-from service.api.media_policy import AddressPolicy
-from service.api.media_sniff import ACCEPTED, compatible, sniff
+from encoders.media.sniff import ACCEPTED, MIME_TYPES, compatible, sniff
+from service.api.media.policy import AddressPolicy
 from service.config import Settings
 from service.errors import MediaInvalid, MediaTooLarge
 from service.metrics import Metrics
@@ -232,11 +232,13 @@ class MediaFetcher:
             raise self._fail("empty", "Media is empty.", param)
         sniffed = sniff(data)
         if sniffed is None or sniffed not in ACCEPTED.get(modality, frozenset()):
-            what = sniffed or "unrecognised data"
+            what = MIME_TYPES[sniffed] if sniffed else "unrecognised data"
             raise self._fail("unsupported_format", f"{what} is not a supported {modality}.", param)
         if not compatible(declared, sniffed):
             raise self._fail(
-                "type_mismatch", f"Declared type {declared} but the data is {sniffed}.", param
+                "type_mismatch",
+                f"Declared type {declared} but the data is {MIME_TYPES[sniffed]}.",
+                param,
             )
         return data
 

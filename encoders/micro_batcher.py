@@ -80,7 +80,6 @@ class EncoderStats:
     forward_calls: int = 0
     items: int = 0
     failed_forwards: int = 0
-    forward_seconds: float = 0.0
     batch_sizes: Counter[int] = field(default_factory=Counter)  # size -> number of batches
     batches_by_key: Counter[str] = field(default_factory=Counter)  # "vision[15, 3, ...]" -> n
 
@@ -310,7 +309,6 @@ class Encoder:
             return
         finally:
             elapsed = time.perf_counter() - started
-            self.stats.forward_seconds += elapsed
         if self.on_batch is not None:
             try:  # a broken metrics hook must not leave callers waiting
                 self.on_batch(batch_modality(key), len(batch), elapsed)

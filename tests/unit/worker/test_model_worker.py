@@ -1,5 +1,5 @@
-"""WorkerService with a fake encoder and engine (the `EncoderLike`/`EngineLike` seams),
-the real projector, prompt builder, admission and in-memory cache."""
+"""ModelWorker with a fake encoder and engine (the `EncoderLike`/`EngineLike` seams),
+the real projector, prompt builder, slots and in-memory cache."""
 
 from __future__ import annotations
 
@@ -13,32 +13,31 @@ import torch
 
 from encoders.media import MediaError
 from service.cache.memory import MemoryCache
-from service.errors import (
-    InvalidRequest,
-    MediaInvalid,
-    NotFound,
-    ServerBusy,
-    Timeout,
-    Unavailable,
-)
-from service.metrics import Metrics
-from service.worker.admission import Admission
-from service.worker.engine import GenerationDelta
-from service.worker.projector import Projector
-from service.worker.prompt import PromptBuilder
-from service.worker.protocol import (
+from service.contract import (
     ChatDelta,
     ChatJob,
+    ChatTurn,
     ChatUsage,
     EmbedJob,
     MediaItem,
     SamplingSettings,
     ServedModel,
-    Turn,
     UserTurn,
 )
-from service.worker.sampling import Sampling
-from service.worker.service import ServedModels, WorkerLimits, WorkerService
+from service.errors import (
+    DeadlineExceeded,
+    InvalidRequest,
+    MediaInvalid,
+    NotFound,
+    ServerBusy,
+    Unavailable,
+)
+from service.metrics import Metrics
+from service.worker.engine import GenerationDelta
+from service.worker.model_worker import ModelRouting, ModelWorker, WorkerLimits
+from service.worker.projector import Projector
+from service.worker.prompt import PromptBuilder
+from service.worker.slots import SlotQueue
 
 OUT_DIM, HIDDEN, VOCAB = 4, 8, 64
 
@@ -80,7 +79,11 @@ class FakeEngine:
         self.prompts: list[torch.Tensor] = []
 
     async def generate(
-        self, prompt_embeds: torch.Tensor, sampling: Sampling, request_id: str, lora_name=None
+        self,
+        prompt_embeds: torch.Tensor,
+        sampling: SamplingSettings,
+        request_id: str,
+        lora_name=None,
     ) -> AsyncIterator[GenerationDelta]:
         self.prompts.append(prompt_embeds)
         self.running += 1
@@ -113,24 +116,24 @@ class FakeEngine:
         return None
 
 
-def make_worker(engine: FakeEngine | None = None, **kw: Any) -> tuple[WorkerService, Any]:
+def make_worker(engine: FakeEngine | None = None, **kw: Any) -> tuple[ModelWorker, Any]:
     torch.manual_seed(0)
     projector = Projector(torch.randn(HIDDEN, OUT_DIM), torch.randn(HIDDEN))
     prompts = PromptBuilder(CharTokenizer(), torch.randn(VOCAB, HIDDEN))
     encoder = FakeEncoder()
     metrics = Metrics()
-    worker = WorkerService(
+    worker = ModelWorker(
         encoder=encoder,
         projector=projector,
         prompts=prompts,
         engine=engine or FakeEngine(),
         cache=MemoryCache(max_entries=100, ttl_s=60, metrics=metrics),
         metrics=metrics,
-        served=ServedModels(
+        served=ModelRouting(
             models=[ServedModel(id="demo", root="/m", max_model_len=128)], lora_of={"demo": None}
         ),
         fingerprint="fp",
-        admission=kw.pop("admission", Admission(max_running=4, max_waiting=4)),
+        slots=kw.pop("slots", SlotQueue(max_running=4, max_waiting=4)),
         limits=kw.pop("limits", WorkerLimits()),
     )
     return worker, encoder
@@ -141,11 +144,11 @@ def item(data: bytes, modality: str = "image") -> MediaItem:
 
 
 def job(*media: MediaItem, n: int = 1, model: str = "demo", rid: str = "r1") -> ChatJob:
-    turn = Turn(user=UserTurn(text="hi", media=list(media)))
+    turn = ChatTurn(user=UserTurn(text="hi", media=list(media)))
     return ChatJob(request_id=rid, model=model, turns=[turn], sampling=SamplingSettings(n=n))
 
 
-async def collect(worker: WorkerService, chat_job: ChatJob) -> list[Any]:
+async def collect(worker: ModelWorker, chat_job: ChatJob) -> list[Any]:
     return [event async for event in worker.chat(chat_job)]
 
 
@@ -206,7 +209,7 @@ async def test_unknown_model_is_not_found() -> None:
 
 async def test_full_queue_is_server_busy() -> None:
     engine = FakeEngine(steps=50, delay=0.01)
-    worker, _ = make_worker(engine, admission=Admission(max_running=1, max_waiting=0))
+    worker, _ = make_worker(engine, slots=SlotQueue(max_running=1, max_waiting=0))
     first = worker.chat(job())
     await anext(first)  # holds the only slot
     with pytest.raises(ServerBusy):
@@ -217,22 +220,22 @@ async def test_full_queue_is_server_busy() -> None:
 async def test_deadline_is_a_timeout_and_aborts() -> None:
     engine = FakeEngine(steps=100, delay=0.02)
     worker, _ = make_worker(engine, limits=WorkerLimits(request_timeout_s=0.2))
-    with pytest.raises(Timeout):
+    with pytest.raises(DeadlineExceeded):
         await collect(worker, job())
     assert [rid.split("-")[0] for rid in engine.aborted] == ["r1"] and engine.running == 0
 
 
 async def test_deadline_covers_the_wait_for_a_slot() -> None:
     engine = FakeEngine(steps=100, delay=0.02)
-    admission = Admission(max_running=1, max_waiting=1)
-    worker, _ = make_worker(engine, admission=admission, limits=WorkerLimits(request_timeout_s=0.3))
+    slots = SlotQueue(max_running=1, max_waiting=1)
+    worker, _ = make_worker(engine, slots=slots, limits=WorkerLimits(request_timeout_s=0.3))
     first = worker.chat(job())
     await anext(first)
-    with pytest.raises(Timeout):
+    with pytest.raises(DeadlineExceeded):
         await collect(worker, job(rid="r2"))  # waits behind `first`, then times out
-    assert admission.waiting == 0 and admission.running == 1
+    assert slots.waiting == 0 and slots.running == 1
     await first.aclose()
-    assert admission.running == 0
+    assert slots.running == 0
 
 
 async def test_closing_the_stream_aborts_the_generation() -> None:

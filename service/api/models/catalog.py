@@ -6,9 +6,8 @@ from __future__ import annotations
 import time
 
 from service.api.models.protocol import ModelCard, ModelList
+from service.contract import ServedModel, Worker
 from service.errors import NotFound
-from service.worker.base import Worker
-from service.worker.protocol import ServedModel
 
 
 class ModelCatalog:

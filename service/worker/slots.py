@@ -1,4 +1,4 @@
-"""Admission control: a bounded number of running jobs plus a bounded wait queue.
+"""The worker's admission control: a bounded number of running jobs plus a bounded wait queue.
 
 A job first takes a place in the queue; when the queue is full the worker
 refuses at once with `ServerBusy` (the gateway answers 429 with Retry-After)
@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from service.errors import ServerBusy
 
 
-class Admission:
+class SlotQueue:
     def __init__(self, *, max_running: int, max_waiting: int, retry_after_s: float = 1.0) -> None:
         if max_running < 1:
             raise ValueError(f"max_running must be >= 1, got {max_running}")

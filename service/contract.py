@@ -1,16 +1,30 @@
-"""What the gateway and a worker say to each other.
+"""The contract between the gateway and a worker: the `Worker` interface and
+the job and event types that cross it. Nothing else lives here.
+
+Both sides import this module and nothing of each other (CI checks the import
+direction, see `pyproject.toml` [tool.importlinter]). Implementations of
+`Worker`: the worker itself (`service.worker.model_worker.ModelWorker`, called
+in-process by `serve` or behind the worker's HTTP API), and on the gateway
+side `HTTPWorkerClient` (one remote worker) and `WorkerPool` (several). Tests
+may implement it with a handler, like httpx's `MockTransport`.
 
 The same models travel in-process (the `serve` default) and over the internal
-HTTP API (split mode, JSON lines), so both paths share one contract. Media
-bytes are fetched and hashed by the gateway; the worker trusts the sha256 only
-as a cache key, never as proof of content safety.
+HTTP API (split mode, JSON lines). Media bytes are fetched and hashed by the
+gateway; the worker trusts the sha256 only as a cache key, never as proof of
+content safety. Errors cross as `WorkerErrorEvent`, named by their
+`service.errors` class, and are rebuilt with `service.errors.error_from_kind`.
 """
 
 from __future__ import annotations
 
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+_log = logging.getLogger(__name__)
 
 Modality = Literal["image", "video", "audio", "thermal", "depth", "imu"]
 FinishReason = Literal["stop", "length", "abort", "error"]
@@ -32,7 +46,7 @@ class UserTurn(BaseModel):
     media: list[MediaItem] = Field(default_factory=list)
 
 
-class Turn(BaseModel):
+class ChatTurn(BaseModel):
     user: UserTurn
     assistant: str | None = None  # None only for the last, unanswered turn
 
@@ -58,8 +72,13 @@ class ChatJob(BaseModel):
     request_id: str
     model: str
     system: str | None = None
-    turns: list[Turn]
+    turns: list[ChatTurn]
     sampling: SamplingSettings = Field(default_factory=SamplingSettings)
+
+    def media(self) -> list[MediaItem]:
+        """Every media item of the conversation, in order: PandaGPT sums them all
+        into one soft token, whichever turn carried them."""
+        return [item for turn in self.turns for item in turn.user.media]
 
 
 class TopLogprob(BaseModel):
@@ -127,3 +146,44 @@ class WorkerReadiness(BaseModel):
     cache_degraded: bool = False
     running: int = 0
     waiting: int = 0
+
+
+class Worker(ABC):
+    @abstractmethod
+    def chat(self, job: ChatJob) -> AsyncIterator[ChatEvent]:
+        """Stream the job's events. Raises a `service.errors` exception before the
+        first event for failures known up front (bad media, over capacity); closing
+        the iterator early aborts the generation."""
+
+    @abstractmethod
+    async def embed(self, job: EmbedJob) -> EmbedResult: ...
+
+    @abstractmethod
+    async def models(self) -> list[ServedModel]: ...
+
+    @abstractmethod
+    async def readiness(self) -> WorkerReadiness: ...
+
+    async def start(self) -> None:
+        """Begin background work that lives with a server's lifespan (the pool's
+        readiness polling); `stop` ends it. Both may be called again."""
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def close_events(events: AsyncIterator[ChatEvent]) -> None:
+    """Close a chat stream now (not at garbage collection), which aborts its
+    generation. A failure while closing is logged, never raised: it must not
+    mask the outcome of the request that is ending."""
+    aclose = getattr(events, "aclose", None)
+    if aclose is None:
+        return
+    try:
+        await aclose()
+    except Exception:
+        _log.exception("closing a chat stream failed")

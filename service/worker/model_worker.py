@@ -1,11 +1,11 @@
-"""`WorkerService`: the real worker, media bytes in, token stream out.
+"""`ModelWorker`: the real worker, media bytes in, token stream out.
 
 For a chat job:
-1. admission (bounded running + waiting; `ServerBusy` beyond it),
+1. slots (bounded running + waiting; `ServerBusy` beyond it),
 2. per media item: embedding-cache lookup (key: encoder fingerprint, modality,
    sha256) → on a miss the batched `Encoder` (decode and preprocess in threads)
    → cache set; a `MediaError` becomes `MediaInvalid` before any event,
-3. `llama_proj` on each feature, all summed into one soft token (DESIGN §2),
+3. `llama_proj` on each feature, all summed into one soft token (docs/DESIGN.md §2),
 4. prompt embeddings from `PromptBuilder`, generation in the `LLMEngine`,
 5. `ChatDelta` events per choice, then one `ChatUsage`.
 
@@ -29,32 +29,8 @@ from dataclasses import dataclass, field
 import torch
 
 from encoders.media import MediaError
-from service.cache import CacheKey, EmbeddingCache
-from service.errors import (
-    ContextLengthExceeded,
-    InvalidRequest,
-    MediaInvalid,
-    NotFound,
-    ServiceError,
-    Timeout,
-    Unavailable,
-    WorkerFailed,
-)
-from service.metrics import Metrics
-from service.worker.admission import Admission
-from service.worker.base import Worker
-from service.worker.deps import EncoderLike, EngineLike
-from service.worker.engine import GenerationDelta
-from service.worker.jobs import (
-    conversation_of,
-    feature_from_bytes,
-    feature_to_bytes,
-    media_of,
-    sampling_of,
-)
-from service.worker.projector import Projector
-from service.worker.prompt import PromptBuilder, PromptEmbeds, PromptError
-from service.worker.protocol import (
+from service.cache import CacheKey, EmbeddingCache, pack_f32, unpack_f32
+from service.contract import (
     ChatDelta,
     ChatEvent,
     ChatJob,
@@ -63,8 +39,25 @@ from service.worker.protocol import (
     EmbedResult,
     MediaItem,
     ServedModel,
+    Worker,
     WorkerReadiness,
 )
+from service.errors import (
+    ContextLengthExceeded,
+    DeadlineExceeded,
+    InvalidRequest,
+    MediaInvalid,
+    NotFound,
+    ServiceError,
+    Unavailable,
+    WorkerFailed,
+)
+from service.metrics import Metrics
+from service.worker.engine import GenerationDelta
+from service.worker.interfaces import EncoderLike, EngineLike
+from service.worker.projector import Projector
+from service.worker.prompt import Conversation, PromptBuilder, PromptEmbeds, PromptError
+from service.worker.slots import SlotQueue
 
 _log = logging.getLogger(__name__)
 _DONE = object()
@@ -77,7 +70,7 @@ class WorkerLimits:
 
 
 @dataclass
-class ServedModels:
+class ModelRouting:
     """What the worker answers to: the base model and its LoRA variants."""
 
     models: list[ServedModel]
@@ -95,7 +88,7 @@ class ServedModels:
         return self.lora_of[name]
 
 
-class WorkerService(Worker):
+class ModelWorker(Worker):
     def __init__(
         self,
         *,
@@ -105,12 +98,15 @@ class WorkerService(Worker):
         engine: EngineLike,
         cache: EmbeddingCache,
         metrics: Metrics,
-        served: ServedModels,
+        served: ModelRouting,
         fingerprint: str,
-        admission: Admission,
+        slots: SlotQueue,
         limits: WorkerLimits | None = None,
         embedding_models: Sequence[str] = (),
+        health_label: str | None = None,
     ) -> None:
+        """`health_label`: publish each readiness answer as `pandagpt_worker_healthy`
+        under this name (`serve`, where no pool does it for the gateway)."""
         self._encoder = encoder
         self._projector = projector
         self._prompts = prompts
@@ -119,10 +115,11 @@ class WorkerService(Worker):
         self._metrics = metrics
         self._served = served
         self._fingerprint = fingerprint
-        self._admission = admission
+        self._slots = slots
         self._limits = limits or WorkerLimits()
         self._embedding_models = {*embedding_models, *served.lora_of}
         self._inflight: dict[CacheKey, asyncio.Task[torch.Tensor]] = {}
+        self._health_label = health_label
         self._closed = False
 
     # --- chat ---
@@ -142,11 +139,11 @@ class WorkerService(Worker):
             try:
                 # The deadline covers the wait for a slot and the media encoding too.
                 async with asyncio.timeout_at(deadline):
-                    await slot.enter_async_context(self._admission.slot())
+                    await slot.enter_async_context(self._slots.slot())
                     self._metrics.queue_time.observe(loop.time() - enqueued)
                     prompt = await self._prompt(job)
             except TimeoutError as exc:
-                raise Timeout("Request timed out before generation started.") from exc
+                raise DeadlineExceeded("Request timed out before generation started.") from exc
             # aclosing: closing this iterator must close the inner one now (not at GC),
             # so its `finally` cancels the pump and vLLM aborts the request.
             async with contextlib.aclosing(
@@ -156,14 +153,15 @@ class WorkerService(Worker):
                     yield event
 
     async def _prompt(self, job: ChatJob) -> PromptEmbeds:
-        soft_token = await self.soft_token(media_of(job))
+        soft_token = await self.soft_token(job.media())
         try:
-            return await asyncio.to_thread(self._prompts.build, conversation_of(job), soft_token)
+            conversation = Conversation.of_job(job)
+            return await asyncio.to_thread(self._prompts.build, conversation, soft_token)
         except PromptError as exc:
             raise InvalidRequest(str(exc), param="messages") from exc
 
     async def soft_token(self, items: Sequence[MediaItem]) -> torch.Tensor | None:
-        """Sum of `llama_proj(feature)` over all media items (DESIGN §2); None without media."""
+        """Sum of `llama_proj(feature)` over all media items (docs/DESIGN.md §2), or None."""
         if not items:
             return None
         results = await asyncio.gather(
@@ -205,12 +203,11 @@ class WorkerService(Worker):
 
     async def _lookup_or_encode(self, key: CacheKey, data: bytes) -> torch.Tensor:
         cached = await self._cache.get(key)
-        if cached is not None:
-            feature = feature_from_bytes(cached, self._projector.in_dim)
-            if feature is not None:
-                return feature
+        if cached is not None and len(cached) == 4 * self._projector.in_dim:
+            return torch.tensor(unpack_f32(cached), dtype=torch.float32)
+        # (an entry of the wrong size is treated as a miss and overwritten)
         feature = await self._encoder.encode(key.modality, data)
-        await self._cache.set(key, feature_to_bytes(feature))
+        await self._cache.set(key, pack_f32(feature.tolist()))
         return feature
 
     async def _stream(
@@ -227,7 +224,7 @@ class WorkerService(Worker):
                 try:
                     item = await asyncio.wait_for(events.get(), timeout=remaining)
                 except TimeoutError as exc:
-                    raise Timeout("Request timed out during generation.") from exc
+                    raise DeadlineExceeded("Request timed out during generation.") from exc
                 if item is _DONE:
                     break
                 if isinstance(item, BaseException):
@@ -261,7 +258,7 @@ class WorkerService(Worker):
         engine_id = f"{job.request_id}-{uuid.uuid4().hex[:8]}"
         try:
             stream = self._engine.generate(
-                prompt.embeds, sampling_of(job.sampling), engine_id, lora_name=lora_name
+                prompt.embeds, job.sampling, engine_id, lora_name=lora_name
             )
             async for delta in stream:
                 events.put_nowait(delta)
@@ -289,7 +286,7 @@ class WorkerService(Worker):
                     *(self._embed_one(item, i) for i, item in enumerate(job.inputs))
                 )
         except TimeoutError as exc:
-            raise Timeout("Embedding request timed out.") from exc
+            raise DeadlineExceeded("Embedding request timed out.") from exc
         return EmbedResult(embeddings=[v.tolist() for v in vectors])
 
     async def _embed_one(self, item: str | MediaItem, index: int) -> torch.Tensor:
@@ -312,7 +309,7 @@ class WorkerService(Worker):
     async def readiness(self) -> WorkerReadiness:
         # Counted before the health round-trip, which waits for the engine's next
         # step: the figures describe the moment the probe arrived.
-        running, waiting = self._engine.num_unfinished_requests(), self._admission.waiting
+        running, waiting = self._engine.num_unfinished_requests(), self._slots.waiting
         ready, detail = True, "ok"
         if self._closed:
             ready, detail = False, "shutting down"
@@ -322,6 +319,8 @@ class WorkerService(Worker):
                     await self._engine.check_health()
             except Exception as exc:  # any failure means "not ready", with its reason
                 ready, detail = False, f"engine: {exc!r}"[:200]
+        if self._health_label is not None:
+            self._metrics.worker_healthy.labels(worker=self._health_label).set(int(ready))
         return WorkerReadiness(
             ready=ready,
             detail=detail,

@@ -6,7 +6,7 @@ import io
 import json
 import logging
 
-from service.api.logging import JsonFormatter, RequestIdFilter, request_id_var
+from service.http.logging import JsonFormatter, RequestIdFilter, request_id_var
 
 
 def test_json_lines_with_request_id() -> None:

@@ -49,7 +49,7 @@ def _encoder(model: Any, max_batch_size: int) -> Any:
     """An `Encoder` built as `build_worker` builds it, with only the batch size changed."""
     import torch
 
-    from encoders.runner import Encoder
+    from encoders.micro_batcher import Encoder
     from service.config import Settings
 
     settings = Settings.load(encoder_max_batch_size=max_batch_size)

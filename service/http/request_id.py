@@ -9,7 +9,7 @@ import uuid
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.logging import request_id_var
+from service.http.logging import request_id_var
 
 HEADER = "x-request-id"
 _MAX_LEN = 128

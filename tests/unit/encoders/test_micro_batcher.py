@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from encoders.imagebind.config import ImageBindConfig
 from encoders.imagebind.model import ImageBindModel
 from encoders.imagebind.tokenizer import CLIPTokenizer
-from encoders.runner import Encoder
+from encoders.micro_batcher import Encoder
 
 FIXTURES = Path(__file__).parents[2] / "fixtures"
 ATOL = 1e-5

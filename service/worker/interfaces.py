@@ -1,6 +1,6 @@
-"""What `WorkerService` needs from the encoder and the engine (the seams for tests).
+"""What `ModelWorker` needs from the encoder and the engine (the seams for tests).
 
-The real implementations are `encoders.runner.Encoder` and
+The real implementations are `encoders.micro_batcher.Encoder` and
 `service.worker.engine.LLMEngine`; unit tests pass small fakes with the same
 methods.
 """
@@ -12,8 +12,8 @@ from typing import Protocol
 
 import torch
 
+from service.contract import SamplingSettings
 from service.worker.engine import GenerationDelta
-from service.worker.sampling import Sampling
 
 
 class EncoderLike(Protocol):
@@ -32,7 +32,7 @@ class EngineLike(Protocol):
     def generate(
         self,
         prompt_embeds: torch.Tensor,
-        sampling: Sampling,
+        sampling: SamplingSettings,
         request_id: str,
         lora_name: str | None = None,
     ) -> AsyncIterator[GenerationDelta]: ...
