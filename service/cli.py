@@ -21,6 +21,8 @@ HANDLERS: dict[str, str] = {
     "demo-weights": "service.weights.demo:run_demo_weights_cli",
     "fetch-weights": "service.weights.fetch:run_fetch_cli",
     "bench": "bench.cli:run_bench_cli",
+    "batch": "service.batch.command:run_batch_cli",
+    "batch-make": "service.batch.make:run_make_cli",  # also spelled `pandagpt batch make`
 }
 
 
@@ -74,7 +76,67 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="benchmarks against the reference path")
     bench.add_argument("rest", nargs=argparse.REMAINDER)
+    add_batch_parsers(commands)
     return parser
+
+
+def add_batch_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`batch` (run a JSONL batch) and `batch-make`, which `pandagpt batch make` reaches."""
+    batch = commands.add_parser(
+        "batch",
+        help="run a JSONL batch of requests (OpenAI Batch API format), resumably",
+        description="Send every line of INPUT (OpenAI Batch API lines for /v1/chat/completions"
+        " and /v1/embeddings; media may be file paths) and write one OpenAI batch output line"
+        " per request to --output. Run again with the same --output to resume.",
+        epilog="`pandagpt batch make --help`: write a batch from a folder of media."
+        " Exit status: 0 all lines succeeded, 1 some failed, 2 usage error (nothing sent),"
+        " 130/143 stopped by SIGINT/SIGTERM.",
+    )
+    batch.add_argument("input", type=Path, help="JSONL input, one request a line")
+    batch.add_argument("--output", "-o", type=Path, required=True, help="JSONL output (resumed)")
+    batch.add_argument(
+        "--url", default=None, help="the service's base URL; without it, serve in this process"
+    )
+    batch.add_argument("--api-key", default=None, help="bearer key (default: $PANDAGPT_API_KEY)")
+    batch.add_argument("--concurrency", type=_positive(int), default=4, help="requests in flight")
+    batch.add_argument("--max-attempts", type=_positive(int), default=6, help="tries per request")
+    batch.add_argument("--timeout", type=_positive(float), default=600.0, help="s per attempt")
+    batch.add_argument(
+        "--backoff", type=float, default=0.5, help="first retry delay in s, doubled per retry"
+    )
+    batch.add_argument("--retry-errors", action="store_true", help="redo the failed lines too")
+    batch.add_argument(
+        "--progress-interval", type=_positive(float), default=10.0, help="s between plain lines"
+    )
+    batch.add_argument("--model-dir", type=Path, default=None, help="in process: model dir")
+    batch.add_argument("--config", type=Path, default=None, help="in process: settings file")
+
+    make = commands.add_parser(
+        "batch-make", help="write a batch from a folder of media (`pandagpt batch make`)"
+    )
+    make.add_argument("--media", type=Path, required=True, help="folder of media files")
+    make.add_argument("--prompt", default=None, help="the question asked of every file (chat)")
+    make.add_argument("--embed", action="store_true", help="embedding requests instead of chat")
+    make.add_argument("--output", "-o", type=Path, default=None, help="default: stdout")
+    make.add_argument("--max-tokens", type=_positive(int), default=None)
+    make.add_argument("--model", default=None, help="default: the service's first model")
+    make.add_argument(
+        "--images-as",
+        choices=["image", "thermal", "depth"],
+        default="image",
+        help="the modality of image files (thermal and depth maps look like images)",
+    )
+
+
+def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive (got {text})")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
 
 
 def resolve(target: str) -> Callable[[argparse.Namespace], int | None]:
@@ -88,6 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # argparse's REMAINDER refuses options in first place (`bench --size small`):
         # hand everything after `bench` to the benchmark's own parser.
         return resolve(HANDLERS["bench"])(argparse.Namespace(command="bench", rest=argv[1:])) or 0
+    if argv[:2] == ["batch", "make"]:
+        argv = ["batch-make", *argv[2:]]  # argparse cannot nest `make` under a positional
     args = build_parser().parse_args(argv)
     return resolve(HANDLERS[args.command])(args) or 0
 
