@@ -24,20 +24,24 @@ from typing import Any
 
 from service.config import Settings
 from service.http.logging import configure as configure_logging
+from service.memory import freeze_startup_objects, tune_allocator
 from service.server import serve_app
 
 _log = logging.getLogger(__name__)
 
 
 def load_settings(args: argparse.Namespace, **overrides: Any) -> Settings:
-    """Settings from `--config`/env, with the CLI flags that were given on top."""
+    """Settings from `--config`/env, with the CLI flags that were given on top; the
+    allocator is set up from them before anything large is allocated."""
     flags = {
         "host": getattr(args, "host", None),
         "port": getattr(args, "port", None),
         "model_dir": getattr(args, "model_dir", None),
         **overrides,
     }
-    return Settings.load(getattr(args, "config", None), **flags)
+    settings = Settings.load(getattr(args, "config", None), **flags)
+    tune_allocator(settings.malloc_mmap_threshold_bytes, settings.malloc_arena_max)
+    return settings
 
 
 # --- serve: gateway + worker in one process ---
@@ -83,6 +87,7 @@ async def _serve_all_in_one(settings: Settings) -> None:
 
 async def _serve(app: Any, settings: Settings, banner: Callable[[str], str]) -> None:
     """Serve `app` on the configured address; `banner(url)` is printed once it listens."""
+    freeze_startup_objects()  # later garbage collections skip the loaded model
     await serve_app(
         app,
         host=settings.host,

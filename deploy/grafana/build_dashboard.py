@@ -219,6 +219,31 @@ ROWS: list[tuple[str, list[dict[str, Any]]]] = [
             ),
         ],
     ),
+    (
+        "Memory and event loop",
+        [
+            panel(
+                "Request data held against the memory budget, per pod",
+                "bytes",
+                [
+                    target(f"max by (pod) (pandagpt_memory_in_use_bytes{{{SEL}}})", "{{pod}}"),
+                    target(f"max(pandagpt_memory_budget_bytes{{{SEL}}})", "budget"),
+                ],
+                description="Bodies and media held by requests in flight; beyond the budget"
+                " the pod answers 429 (rejections by reason `memory`).",
+            ),
+            panel(
+                "Event-loop stalls",
+                "s",
+                [
+                    *percentiles("pandagpt_event_loop_lag_seconds"),
+                    target(f"max(pandagpt_event_loop_lag_max_seconds{{{SEL}}})", "largest"),
+                ],
+                description="How late the loop ran a 50 ms timer; every request and probe of"
+                " a pod waits out a stall.",
+            ),
+        ],
+    ),
 ]
 
 

@@ -28,7 +28,6 @@ from service.api.exception_handlers import install_exception_handlers
 from service.api.inflight import InflightLimit
 from service.api.media.fetch import MediaFetcher
 from service.api.middleware.auth import AuthMiddleware, KeyStore
-from service.api.middleware.body_limit import BodyLimitMiddleware
 from service.api.models import api_router as models_router
 from service.api.models.catalog import ModelCatalog
 from service.api.routes import health
@@ -37,11 +36,20 @@ from service.api.serving import OpenAIServing
 from service.cache.base import EmbeddingCache
 from service.config import Settings
 from service.contract import Worker
+from service.http.body_limit import BodyLimitMiddleware
+from service.http.bulk import BulkWorker
+from service.http.loop_lag import watch_loop_lag
 from service.http.request_id import RequestIdMiddleware
 from service.http.request_metrics import MetricsMiddleware
+from service.memory import budget_from_settings
 from service.metrics import Metrics
 
 ServingT = TypeVar("ServingT", bound=OpenAIServing)
+# Bytes reserved per body byte, before the body is read: the body as received and
+# joined, the text parsed from it, and the media decoded from that text (base64 is
+# 4/3 of its bytes). So a request with inline media cannot be refused half-way;
+# media fetched from URLs are charged as they download (service.api.media.fetch).
+GATEWAY_HOLD_FACTOR = 3
 
 _log = logging.getLogger(__name__)
 
@@ -60,19 +68,22 @@ def create_app(
     `fetcher` may be injected by tests (custom resolver or transport).
     """
     metrics = metrics or Metrics()
-    fetcher = fetcher or MediaFetcher(settings, metrics)
+    bulk = BulkWorker()  # JSON bodies and inline media of large requests
+    fetcher = fetcher or MediaFetcher(settings, metrics, bulk=bulk)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await worker.start()  # a pool's readiness polling lives with the app
         metrics_server = _start_metrics_server(settings, metrics)
         try:
-            yield
+            async with watch_loop_lag(metrics):
+                yield
         finally:
             await worker.stop()
             if metrics_server is not None:
                 metrics_server.shutdown()
             await fetcher.aclose()
+            bulk.close()
 
     app = FastAPI(
         title="pandagpt-serve",
@@ -87,6 +98,7 @@ def create_app(
     state = app.state
     state.settings, state.worker, state.cache, state.metrics = settings, worker, cache, metrics
     state.fetcher, state.catalog, state.inflight = fetcher, catalog, inflight
+    state.bulk = bulk
 
     def serving(cls: type[ServingT]) -> ServingT:
         return cls(
@@ -120,6 +132,8 @@ def create_app(
         max_bytes=settings.max_body_bytes,
         timeout_s=settings.body_read_timeout_s,
         metrics=metrics,
+        budget=budget_from_settings(settings, metrics),
+        hold_factor=GATEWAY_HOLD_FACTOR,
     )
     app.add_middleware(
         AuthMiddleware, store=KeyStore(settings.api_keys, settings.api_key_file), metrics=metrics

@@ -10,13 +10,14 @@ the worker sees as a disconnect and aborts the generation.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any, TypeVar
 
 import httpx
 from pydantic import TypeAdapter, ValidationError
 
 from service.contract import (
+    JOB_FRAME_TYPE,
     ChatEvent,
     ChatJob,
     EmbedJob,
@@ -24,6 +25,7 @@ from service.contract import (
     ServedModel,
     Worker,
     WorkerReadiness,
+    job_frame,
 )
 from service.errors import (
     DeadlineExceeded,
@@ -39,6 +41,7 @@ T = TypeVar("T")
 # calls have no read timeout, the gateway's per-request deadline bounds them.
 _CONTROL_TIMEOUT = httpx.Timeout(10.0)
 _EVENT: TypeAdapter[ChatEvent] = TypeAdapter(ChatEvent)
+_SEND_SLICE_BYTES = 1 << 20
 _MODELS: TypeAdapter[list[ServedModel]] = TypeAdapter(list[ServedModel])
 
 
@@ -68,12 +71,7 @@ class HTTPWorkerClient(Worker):
         return f"HTTPWorkerClient({self.base_url!r})"
 
     async def chat(self, job: ChatJob) -> AsyncGenerator[ChatEvent, None]:
-        request = self._client.build_request(
-            "POST",
-            "/internal/chat",
-            content=job.model_dump_json(),
-            headers={"Content-Type": "application/json", "X-Request-ID": job.request_id},
-        )
+        request = self._client.build_request("POST", "/internal/chat", **_framed(job))
         try:
             response = await self._client.send(request, stream=True)
         except httpx.HTTPError as exc:
@@ -91,12 +89,7 @@ class HTTPWorkerClient(Worker):
             await response.aclose()
 
     async def embed(self, job: EmbedJob) -> EmbedResult:
-        response = await self._request(
-            "POST",
-            "/internal/embed",
-            content=job.model_dump_json(),
-            headers={"Content-Type": "application/json", "X-Request-ID": job.request_id},
-        )
+        response = await self._request("POST", "/internal/embed", **_framed(job))
         return _validate(EmbedResult.model_validate_json, response.content)
 
     async def models(self) -> list[ServedModel]:
@@ -125,6 +118,27 @@ class HTTPWorkerClient(Worker):
         if response.status_code != 200:
             raise _from_error_response(response)
         return response
+
+
+def _framed(job: ChatJob | EmbedJob) -> dict[str, Any]:
+    """Request arguments that send `job` as a job frame, its media bytes uncopied."""
+    chunks = job_frame(job)
+
+    async def body() -> AsyncIterator[bytes]:
+        # In slices: the transport buffers what the socket has not taken yet, and a
+        # whole 30 MB item would sit there as one more copy of the media.
+        for chunk in chunks:
+            view = memoryview(chunk)
+            for start in range(0, len(view), _SEND_SLICE_BYTES):
+                yield view[start : start + _SEND_SLICE_BYTES]
+
+    headers = {
+        "Content-Type": JOB_FRAME_TYPE,
+        # Given up front, so the worker can refuse a frame over its memory budget unread.
+        "Content-Length": str(sum(len(chunk) for chunk in chunks)),
+        "X-Request-ID": job.request_id,
+    }
+    return {"content": body(), "headers": headers}
 
 
 def _unreachable(url: str, exc: httpx.HTTPError) -> Unavailable:

@@ -6,7 +6,10 @@
   crashed, or its queue is full), the job goes to another worker; once a stream
   has started it is never replayed (the client already holds tokens).
 - Health: a background task polls `readiness()` of each worker; an unreachable
-  worker is also marked unhealthy at once when a request finds it down.
+  worker is also marked unhealthy at once when a request finds it down. A
+  worker that answers slowly is busy, not dead: only `SLOW_POLLS_TO_UNHEALTHY`
+  readiness polls in a row that time out mark it unhealthy (a saturated worker
+  says so itself, with 429s the pool routes around).
 - A Kubernetes Service is one URL (one member; a retry may land on another
   pod), a configured list is several: both look the same from outside.
 """
@@ -39,6 +42,7 @@ from service.metrics import Metrics
 _log = logging.getLogger(__name__)
 # Failures that say nothing about the request itself, so another worker may succeed.
 _RETRYABLE = (Unavailable, WorkerFailed, ServerBusy)
+SLOW_POLLS_TO_UNHEALTHY = 3
 T = TypeVar("T")
 
 
@@ -49,6 +53,7 @@ class _Member:
     healthy: bool = True  # optimistic until the first poll says otherwise
     inflight: int = 0
     reported_load: int = 0
+    slow_polls: int = 0  # readiness polls in a row that timed out
 
 
 class WorkerPool(Worker):
@@ -123,9 +128,15 @@ class WorkerPool(Worker):
         try:
             async with asyncio.timeout(self._poll_timeout_s):
                 readiness = await member.worker.readiness()
-        except (ServiceError, TimeoutError, OSError) as exc:
+        except TimeoutError:
+            member.slow_polls += 1
+            if member.slow_polls >= SLOW_POLLS_TO_UNHEALTHY:
+                self._set_health(member, False, f"{member.slow_polls} readiness polls timed out")
+            return None
+        except (ServiceError, OSError) as exc:
             self._set_health(member, False, f"readiness failed: {exc!r}")
             return None
+        member.slow_polls = 0
         member.reported_load = readiness.running + readiness.waiting
         self._set_health(member, readiness.ready, readiness.detail)
         return readiness
@@ -235,12 +246,15 @@ class WorkerPool(Worker):
         raise last
 
     async def readiness(self) -> WorkerReadiness:
+        """Ready while a worker is healthy; a busy worker whose poll was slow still counts
+        (with the load it last reported), so a flood does not take the gateway out of service."""
         results = await self.poll_once()
-        ready = [r for r in results if r is not None and r.ready]
+        healthy = [m for m in self._members if m.healthy]
+        answered = [r for r in results if r is not None and r.ready]
         return WorkerReadiness(
-            ready=bool(ready),
-            detail=f"{len(ready)}/{len(results)} workers ready",
-            cache_degraded=any(r.cache_degraded for r in ready),
-            running=sum(r.running for r in ready),
-            waiting=sum(r.waiting for r in ready),
+            ready=bool(healthy),
+            detail=f"{len(healthy)}/{len(results)} workers ready",
+            cache_degraded=any(r.cache_degraded for r in answered),
+            running=sum(r.running for r in answered),
+            waiting=sum(r.waiting for r in answered),
         )

@@ -42,7 +42,7 @@ class Metrics:
         self.rejected_requests = Counter(
             "pandagpt_rejected_requests_total",
             "Requests refused before reaching a worker, by reason "
-            "(busy, body_too_large, unauthorized, no_worker).",
+            "(busy, memory, body_too_large, unauthorized, no_worker).",
             ["reason"],
             registry=r,
         )
@@ -141,6 +141,29 @@ class Metrics:
             "pandagpt_worker_inflight_requests",
             "Requests the gateway has in flight on each worker.",
             ["worker"],
+            registry=r,
+        )
+
+        # --- process health (gateway and worker) ---
+        self.memory_budget = Gauge(
+            "pandagpt_memory_budget_bytes",
+            "Bytes of request bodies and media this process may hold at once.",
+            registry=r,
+        )
+        self.memory_in_use = Gauge(
+            "pandagpt_memory_in_use_bytes",
+            "Bytes of request bodies and media held now (reserved against the budget).",
+            registry=r,
+        )
+        self.event_loop_lag = Histogram(
+            "pandagpt_event_loop_lag_seconds",
+            "How late the event loop ran a timer: a stall of the loop delays every request.",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=r,
+        )
+        self.event_loop_lag_max = Gauge(
+            "pandagpt_event_loop_lag_max_seconds",
+            "The largest event-loop stall since the process started.",
             registry=r,
         )
 

@@ -1,7 +1,7 @@
 """The worker's internal HTTP API, over any `Worker` (split mode).
 
-    POST /internal/chat    ChatJob JSON  → 200 + NDJSON, one ChatEvent per line
-    POST /internal/embed   EmbedJob JSON → EmbedResult JSON
+    POST /internal/chat    ChatJob frame  → 200 + NDJSON, one ChatEvent per line
+    POST /internal/embed   EmbedJob frame → EmbedResult JSON
     GET  /internal/models                → [ServedModel]
     GET  /internal/ready                 → WorkerReadiness (503 when not ready)
     GET  /health/live, /health/ready, /metrics  (probes and scraping)
@@ -11,6 +11,10 @@ Errors before the stream starts are an HTTP status (from `error_spec`) with a
 rebuild the same exception; errors after it are one `error` event line. When
 the gateway hangs up, the worker stream is closed, aborting the generation.
 
+Jobs arrive as job frames (`service.contract.job_frame`: the media as raw bytes,
+not base64 in JSON), read within the worker's memory budget: a frame that does
+not fit is refused with 429 unread, and the gateway tries another worker.
+
 With `worker_token` set, `/internal/*` requires it as a bearer token (401
 otherwise); probes and metrics stay open. Without it the API is open: keep it
 off public networks (the Helm chart sets a token and a NetworkPolicy).
@@ -18,6 +22,7 @@ off public networks (the Helm chart sets a token and a NetworkPolicy).
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -25,6 +30,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -34,21 +40,29 @@ from service.contract import (
     ChatJob,
     EmbedJob,
     EmbedResult,
+    JobT,
     ServedModel,
     Worker,
     WorkerErrorEvent,
     WorkerReadiness,
     close_events,
+    read_job_frame,
 )
 from service.errors import InvalidRequest, ServiceError, Unauthorized, WorkerFailed, error_spec
+from service.http.body_limit import BodyLimitMiddleware
+from service.http.bulk import BulkWorker
 from service.http.errors import error_response, param_from_loc
+from service.http.loop_lag import watch_loop_lag
 from service.http.request_id import RequestIdMiddleware
 from service.http.request_metrics import MetricsMiddleware
 from service.http.streaming import EventStreamResponse
+from service.memory import budget_from_settings
 from service.metrics import Metrics, render_latest
 
 _log = logging.getLogger(__name__)
 NDJSON = "application/x-ndjson"
+# Bytes reserved per frame byte: the frame as read, and the job's copies of its media.
+WORKER_HOLD_FACTOR = 2
 
 
 def error_event(exc: BaseException) -> WorkerErrorEvent:
@@ -94,8 +108,25 @@ internal = APIRouter(prefix="/internal")
 probes = APIRouter()
 
 
+async def _read_job(request: Request, kind: type[JobT]) -> JobT:
+    """The job frame in the body, parsed off the event loop; `InvalidRequest` if malformed."""
+    chunks = [chunk async for chunk in request.stream()]
+    frame = b"".join(chunks)
+    del chunks  # the frame's media are copied into the job: keep one copy, not two
+    bulk: BulkWorker = request.app.state.bulk
+    try:
+        return await bulk.run(read_job_frame, frame, kind)
+    except ValidationError as exc:
+        first = exc.errors()[0] if exc.errors() else {}
+        param = param_from_loc(first.get("loc", ()))
+        raise InvalidRequest(str(first.get("msg", "invalid job")), param=param) from exc
+    except ValueError as exc:
+        raise InvalidRequest(f"Malformed job frame: {exc}") from exc
+
+
 @internal.post("/chat", response_model=None)
-async def chat(job: ChatJob, worker: WorkerDep) -> Response:
+async def chat(request: Request, worker: WorkerDep) -> Response:
+    job = await _read_job(request, ChatJob)
     events = aiter(worker.chat(job))
     try:
         first = await anext(events)
@@ -110,8 +141,8 @@ async def chat(job: ChatJob, worker: WorkerDep) -> Response:
 
 
 @internal.post("/embed")
-async def embed(job: EmbedJob, worker: WorkerDep) -> EmbedResult:
-    return await worker.embed(job)
+async def embed(request: Request, worker: WorkerDep) -> EmbedResult:
+    return await worker.embed(await _read_job(request, EmbedJob))
 
 
 @internal.get("/models")
@@ -152,9 +183,19 @@ def create_worker_app(
     worker: Worker, settings: Settings, *, metrics: Metrics | None = None
 ) -> FastAPI:
     """The internal API app. The caller owns `worker` and closes it."""
-    app = FastAPI(title="pandagpt-serve worker", docs_url=None, redoc_url=None)
     metrics = metrics or Metrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            async with watch_loop_lag(metrics):
+                yield
+        finally:
+            app.state.bulk.close()
+
+    app = FastAPI(title="pandagpt-serve worker", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.settings, app.state.worker, app.state.metrics = settings, worker, metrics
+    app.state.bulk = BulkWorker()  # job frames are parsed there
     app.add_exception_handler(RequestValidationError, _invalid_job)
     app.add_exception_handler(ServiceError, _failed)
     app.add_exception_handler(Exception, _failed)
@@ -164,6 +205,15 @@ def create_worker_app(
         app.add_middleware(WorkerTokenMiddleware, token=settings.worker_token)
     else:
         _log.warning("worker_token is unset: /internal/* accepts any caller")
+    app.add_middleware(
+        BodyLimitMiddleware,
+        # A job is smaller than the request it came from (raw media, not base64).
+        max_bytes=settings.max_body_bytes,
+        timeout_s=settings.body_read_timeout_s,
+        metrics=metrics,
+        budget=budget_from_settings(settings, metrics),
+        hold_factor=WORKER_HOLD_FACTOR,
+    )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -163,6 +163,39 @@ def test_gpu_worker_pod(render) -> None:
     assert {"startupProbe", "readinessProbe", "livenessProbe"} <= set(main)
 
 
+def _quantity_bytes(quantity: str) -> int:
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 10**3, "M": 10**6, "G": 10**9}
+    number = re.match(r"\d+", quantity)
+    assert number is not None, quantity
+    return int(number.group()) * units.get(quantity[number.end() :], 1)
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=PROFILE_IDS)
+def test_memory_budgets_fit_the_memory_limits(render, profile: Path) -> None:
+    # The budget for request data is sized from the container's limit (or set to at most
+    # half of it): every gateway and worker container has one.
+    for component in ("gateway", "worker"):
+        (deployment,) = find(render(*profile_args(profile)), "Deployment", component)
+        main = next(c for c in containers(deployment) if c["name"] == component)
+        limit = _quantity_bytes(main["resources"]["limits"]["memory"])
+        env = {e["name"]: e.get("value") for e in main.get("env", [])}
+        budget = env.get("PANDAGPT_MEMORY_BUDGET_BYTES")
+        assert budget is None or 2 * int(budget) <= limit, (component, budget, limit)
+
+
+def test_memory_budget_over_half_the_limit_or_no_limit_is_refused(helm: Path, render) -> None:
+    over = ("--set", "gateway.settings.memory_budget_bytes=1500000000")
+    proc = run_helm(helm, "template", RELEASE, str(CHART), *over)
+    assert proc.returncode != 0
+    assert "--set gateway.settings.memory_budget_bytes=1073741824" in proc.stderr, proc.stderr
+    proc = run_helm(helm, "template", RELEASE, str(CHART), "--set", "worker.resources.limits=null")
+    assert proc.returncode != 0 and "--set worker.resources.limits.memory=" in proc.stderr
+    fits = render("--set", "gateway.settings.memory_budget_bytes=1000000000")
+    (gateway,) = find(fits, "Deployment", "gateway")
+    env = {e["name"]: e.get("value") for e in containers(gateway)[0]["env"]}
+    assert env["PANDAGPT_MEMORY_BUDGET_BYTES"] == "1000000000"
+
+
 def test_default_worker_has_init_container_and_weights_claim(render) -> None:
     manifests = render()
     (worker,) = find(manifests, "Deployment", "worker")

@@ -302,6 +302,19 @@ imagePullSecrets:
 {{- $errors = append $errors (printf "worker.autoscaling.hpa.minReplicas (%v) exceeds maxReplicas (%v): --set worker.autoscaling.hpa.maxReplicas=%v" .minReplicas .maxReplicas .minReplicas) -}}
 {{- end -}}
 {{- end -}}
+{{- range $component := list "gateway" "worker" -}}
+{{- $values := index $.Values $component -}}
+{{- $limit := dig "limits" "memory" "" $values.resources -}}
+{{- if not $limit -}}
+{{- $errors = append $errors (printf "%s.resources.limits.memory is unset: the %s's memory budget for request data follows the container's limit: --set %s.resources.limits.memory=2Gi" $component $component $component) -}}
+{{- else -}}
+{{- $budget := index ($values.settings | default dict) "memory_budget_bytes" -}}
+{{- $limitBytes := include "pandagpt.memoryBytes" $limit | int64 -}}
+{{- if and $budget (gt (mul (int64 $budget) 2) $limitBytes) -}}
+{{- $errors = append $errors (printf "%s.settings.memory_budget_bytes (%v) is over half of %s.resources.limits.memory (%s = %v bytes), leaving too little for the process: --set %s.settings.memory_budget_bytes=%v" $component $budget $component $limit $limitBytes $component (div $limitBytes 2)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- if and .Values.ingress.enabled (not .Values.ingress.hosts) -}}
 {{- $errors = append $errors "ingress.enabled=true needs at least one host: --set ingress.hosts[0].host=pandagpt.example.com" -}}
 {{- end -}}
@@ -320,4 +333,12 @@ imagePullSecrets:
 {{- if $errors -}}
 {{- fail (printf "\n\nVALUES VALIDATION:\n  - %s\n" (join "\n  - " $errors)) -}}
 {{- end -}}
+{{- end -}}
+
+{{/* pandagpt.memoryBytes: a Kubernetes memory quantity ("2Gi", "512M", "1073741824") in bytes. */}}
+{{- define "pandagpt.memoryBytes" -}}
+{{- $quantity := toString . -}}
+{{- $number := regexFind "^[0-9]+" $quantity -}}
+{{- $units := dict "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 -}}
+{{- mul (int64 $number) (get $units (trimPrefix $number $quantity) | default 1) -}}
 {{- end -}}

@@ -10,8 +10,9 @@ from service.api.chat_completion.serving import ChatServing
 from service.api.deps import AuthDep, RequestIdDep
 from service.api.openapi import POST_ERRORS, error_responses, event_stream
 from service.http.disconnect import cancel_on_disconnect
+from service.http.json_body import OffloopJSONRoute
 
-router = APIRouter(prefix="/v1", tags=["chat"])
+router = APIRouter(prefix="/v1", tags=["chat"], route_class=OffloopJSONRoute)
 
 
 @router.post(

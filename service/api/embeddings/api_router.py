@@ -8,8 +8,9 @@ from service.api.deps import AuthDep, RequestIdDep
 from service.api.embeddings.protocol import EmbeddingRequest, EmbeddingResponse
 from service.api.embeddings.serving import EmbeddingServing
 from service.api.openapi import POST_ERRORS, error_responses
+from service.http.json_body import OffloopJSONRoute
 
-router = APIRouter(prefix="/v1", tags=["embeddings"])
+router = APIRouter(prefix="/v1", tags=["embeddings"], route_class=OffloopJSONRoute)
 
 
 @router.post(

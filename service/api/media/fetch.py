@@ -15,26 +15,34 @@ Every failure is a `MediaInvalid` with a reason, counted in
 from __future__ import annotations
 
 import asyncio
-import base64
 import binascii
 import ipaddress
 import socket
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
 from encoders.media.sniff import ACCEPTED, MIME_TYPES, compatible, sniff
+from service.api.media import b64
 from service.api.media.policy import AddressPolicy
 from service.config import Settings
 from service.errors import MediaInvalid, MediaTooLarge
+from service.http.bulk import BulkWorker
+from service.memory import charge
 from service.metrics import Metrics
 
 # host, port -> IP address strings; tests and operators may swap it.
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# Inline media up to this size is decoded on the loop: a thread hop costs more.
+_INLINE_DECODE_BYTES = 256 * 1024
+# A data: URL's media type and parameters end within this many characters.
+_DATA_URL_HEADER_CHARS = 1024
+T = TypeVar("T")
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
@@ -51,6 +59,7 @@ class MediaFetcher:
         *,
         resolver: Resolver = system_resolver,
         transport: httpx.AsyncBaseTransport | None = None,
+        bulk: BulkWorker | None = None,
     ) -> None:
         self._max_bytes = settings.max_media_bytes
         self._max_redirects = settings.media_max_redirects
@@ -62,6 +71,7 @@ class MediaFetcher:
             allowlist_only=settings.media_allowlist_only,
         )
         self._resolver = resolver
+        self._bulk = bulk or BulkWorker()  # large inline media are decoded there
         self._metrics = metrics
         self._client = httpx.AsyncClient(
             transport=transport,
@@ -75,15 +85,18 @@ class MediaFetcher:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+        self._bulk.close()
 
     # --- entry points ---
 
     async def fetch(self, url: str, modality: str, *, param: str) -> bytes:
         """Bytes of the media at `url` (http(s), data: or file:), checked for `modality`."""
         url = url.strip()
-        scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+        # The scheme from a short prefix: the URL may be a 40 MB data: URL.
+        head, colon, _ = url[:16].partition(":")
+        scheme = head.lower() if colon else ""
         if scheme == "data":
-            declared, data = self._decode_data_url(url, param)
+            declared, data = await self._decode_data_url(url, param)
         elif scheme in ("http", "https"):
             declared, data = None, await self._fetch_http(url, param)
         elif scheme == "file" or (not scheme and url.startswith("/")):
@@ -92,32 +105,39 @@ class MediaFetcher:
             raise self._fail("invalid_url", "Media URL must be http(s), data: or file:.", param)
         return self._check_type(data, modality, declared, param)
 
-    def decode_base64(self, data: str, modality: str, *, param: str, fmt: str | None) -> bytes:
+    async def decode_base64(
+        self, data: str, modality: str, *, param: str, fmt: str | None
+    ) -> bytes:
         """Inline base64 media (`input_audio.data`), checked like a data: URL."""
-        raw = self._b64decode(data, param)
+        raw = await self._b64decode(data, param)
         declared = f"{modality}/{fmt}" if fmt else None
         return self._check_type(raw, modality, declared, param)
 
     # --- data: and base64 ---
 
-    def _decode_data_url(self, url: str, param: str) -> tuple[str | None, bytes]:
-        header, sep, payload = url[5:].partition(",")
-        if not sep:
+    async def _decode_data_url(self, url: str, param: str) -> tuple[str | None, bytes]:
+        # The payload is left in place (an offset): a copy of a 40 MB tail costs the loop.
+        comma = url.find(",", 0, _DATA_URL_HEADER_CHARS)
+        if comma < 0:
             raise self._fail("invalid_url", "Malformed data: URL (no comma).", param)
-        parts = header.split(";")
+        parts = url[5:comma].split(";")
         declared = parts[0].strip() or None
         if "base64" in (p.strip().lower() for p in parts[1:]):
-            return declared, self._b64decode(payload, param)
-        data = urllib.parse.unquote_to_bytes(payload)
-        self._check_size(len(data), param)
-        return declared, data
+            return declared, await self._b64decode(url, param, start=comma + 1)
+        size = len(url) - comma - 1
+        self._check_size(size, param)  # percent-encoding only makes data shorter
+        payload = url[comma + 1 :]
+        return declared, await self._off_loop(urllib.parse.unquote_to_bytes, payload)
 
-    def _b64decode(self, text: str, param: str) -> bytes:
-        # Line-wrapped base64 is common; anything else outside the alphabet is refused.
-        compact = "".join(text.split())
-        self._check_size(len(compact) * 3 // 4, param)
+    async def _b64decode(self, text: str, param: str, start: int = 0) -> bytes:
+        # Inline media are part of the body, which was reserved with room for them
+        # (service.api.app.GATEWAY_HOLD_FACTOR): nothing more is charged here.
+        size = b64.decoded_size(text, start)
+        self._check_size(size, param)
         try:
-            return base64.b64decode(compact, validate=True)
+            if size <= _INLINE_DECODE_BYTES:
+                return b64.decode(text, start)
+            return await self._bulk.run(b64.decode, text, start)
         except (binascii.Error, ValueError) as exc:
             raise self._fail("invalid_base64", "Media data is not valid base64.", param) from exc
 
@@ -197,6 +217,8 @@ class MediaFetcher:
         async for chunk in response.aiter_bytes():
             body += chunk
             self._check_size(len(body), param)
+            # Twice: the buffer, and the bytes returned from it.
+            charge(2 * len(chunk), "downloaded media")
         return bytes(body)
 
     # --- file: ---
@@ -212,13 +234,20 @@ class MediaFetcher:
             resolved = (path if path.is_absolute() else base / path).resolve()
             if not resolved.is_relative_to(base):
                 raise self._fail("not_allowed", "Media path is outside the media directory.", param)
-            self._check_size(resolved.stat().st_size, param)
+            size = resolved.stat().st_size
+            self._check_size(size, param)
+            charge(size, "local media")
             return resolved.read_bytes()
 
         try:
             return await asyncio.to_thread(read)
         except OSError as exc:
             raise self._fail("not_found", "Media file not found.", param) from exc
+
+    async def _off_loop(self, decode: Callable[[str], T], text: str) -> T:
+        if len(text) <= _INLINE_DECODE_BYTES:
+            return decode(text)
+        return await self._bulk.run(decode, text)
 
     # --- checks ---
 

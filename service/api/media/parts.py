@@ -59,7 +59,7 @@ async def load_all(refs: Sequence[MediaRef], fetcher: MediaFetcher) -> list[Medi
 
 async def _load(ref: MediaRef, fetcher: MediaFetcher) -> MediaItem:
     if ref.b64 is not None:
-        data = fetcher.decode_base64(ref.b64, ref.modality, param=ref.param, fmt=ref.fmt)
+        data = await fetcher.decode_base64(ref.b64, ref.modality, param=ref.param, fmt=ref.fmt)
     else:
         assert ref.url is not None
         data = await fetcher.fetch(ref.url, ref.modality, param=ref.param)

@@ -1,0 +1,129 @@
+"""A byte budget for what requests hold in memory at once.
+
+Large media arrive as request bodies (a 30 MB image is a 40 MB JSON body), are
+parsed, decoded and, in split mode, sent on to a worker. Without a bound, a
+burst of such requests grows the process until the container is killed, taking
+every stream on it down. So each request holds a `Reservation` against its
+process's `MemoryBudget`: the HTTP layer reserves the body before reading it
+(from Content-Length, or chunk by chunk), the media fetcher adds what it
+decodes or downloads. A reservation that does not fit is `ServerBusy` (429 with
+Retry-After): the client retries later instead of the pod dying. Everything a
+request reserved is given back when its response ends.
+
+The counting is cooperative and single-threaded (one event loop per process);
+`charge` finds the current request's reservation through a contextvar, so the
+code that decodes media needs no extra parameter.
+
+When the budget drains after holding a lot, a garbage collection runs: an
+error's traceback forms a cycle with the frames that held a request's body, and
+an idle process allocates nothing that would trigger the collector, so without
+it those bodies stay resident after a burst. `freeze_startup_objects` keeps that
+collection short (it skips everything loaded at start-up, the model included).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import time
+from contextvars import ContextVar
+
+from service.config import Settings
+from service.errors import ServerBusy
+from service.metrics import Metrics
+
+_log = logging.getLogger(__name__)
+# A drained budget that held at least this much since the last collection collects.
+COLLECT_AFTER_BYTES = 64 * 2**20
+
+current_reservation: ContextVar[Reservation | None] = ContextVar(
+    "pandagpt_memory_reservation", default=None
+)
+
+
+class MemoryBudget:
+    def __init__(
+        self, limit_bytes: int, *, metrics: Metrics | None = None, retry_after_s: float = 1.0
+    ) -> None:
+        if limit_bytes < 1:
+            raise ValueError(f"a memory budget needs at least one byte, got {limit_bytes}")
+        self.limit_bytes = limit_bytes
+        self.retry_after_s = retry_after_s
+        self.in_use = 0
+        self._held_since_collect = 0
+        self._metrics = metrics
+        if metrics is not None:
+            metrics.memory_budget.set(limit_bytes)
+
+    def reservation(self) -> Reservation:
+        return Reservation(self)
+
+    def _take(self, nbytes: int, what: str) -> None:
+        if self.in_use + nbytes > self.limit_bytes:
+            if self._metrics is not None:
+                self._metrics.rejected_requests.labels(reason="memory").inc()
+            raise ServerBusy(
+                f"The server holds too much request data right now ({what} of {nbytes} bytes"
+                f" does not fit its {self.limit_bytes}-byte memory budget); retry later.",
+                retry_after=self.retry_after_s,
+            )
+        self._set(self.in_use + nbytes)
+        self._held_since_collect += nbytes
+
+    def _give(self, nbytes: int) -> None:
+        self._set(self.in_use - nbytes)
+        if self.in_use == 0 and self._held_since_collect >= COLLECT_AFTER_BYTES:
+            self._held_since_collect = 0
+            start = time.perf_counter()
+            found = gc.collect()
+            _log.debug(
+                "collected %d objects after a burst in %.1f ms",
+                found,
+                (time.perf_counter() - start) * 1000,
+            )
+
+    def _set(self, in_use: int) -> None:
+        self.in_use = in_use
+        if self._metrics is not None:
+            self._metrics.memory_in_use.set(in_use)
+
+
+class Reservation:
+    """What one request holds; grows as its data arrives, released once at its end."""
+
+    def __init__(self, budget: MemoryBudget) -> None:
+        self._budget = budget
+        self.nbytes = 0
+
+    def grow(self, nbytes: int, what: str = "a request") -> None:
+        """Hold `nbytes` more; `ServerBusy` (and nothing held) when they do not fit."""
+        if nbytes <= 0:
+            return
+        self._budget._take(nbytes, what)
+        self.nbytes += nbytes
+
+    def release(self) -> None:
+        self._budget._give(self.nbytes)
+        self.nbytes = 0
+
+
+def budget_from_settings(settings: Settings, metrics: Metrics | None = None) -> MemoryBudget:
+    """The configured budget, or the container-sized default (docs/DESIGN.md §5)."""
+    from service.memory.limits import auto_budget_bytes
+
+    limit = settings.memory_budget_bytes or auto_budget_bytes()
+    return MemoryBudget(limit, metrics=metrics, retry_after_s=settings.retry_after_s)
+
+
+def freeze_startup_objects() -> None:
+    """Move everything alive now out of the collector's sight (`gc.freeze`): a server
+    calls it once loaded, so that later collections scan only what requests made."""
+    gc.collect()
+    gc.freeze()
+
+
+def charge(nbytes: int, what: str) -> None:
+    """Add `nbytes` to the current request's reservation (no-op outside one)."""
+    reservation = current_reservation.get()
+    if reservation is not None:
+        reservation.grow(nbytes, what)
