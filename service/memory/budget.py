@@ -30,6 +30,7 @@ from contextvars import ContextVar
 
 from service.config import Settings
 from service.errors import ServerBusy
+from service.memory.allocator import trim
 from service.metrics import Metrics
 
 _log = logging.getLogger(__name__)
@@ -76,8 +77,9 @@ class MemoryBudget:
             self._held_since_collect = 0
             start = time.perf_counter()
             found = gc.collect()
+            trim()
             _log.debug(
-                "collected %d objects after a burst in %.1f ms",
+                "collected %d objects and trimmed the heaps after a burst in %.1f ms",
                 found,
                 (time.perf_counter() - start) * 1000,
             )
