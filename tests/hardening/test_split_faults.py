@@ -2,7 +2,8 @@
 a throwaway Redis. Tests run in file order on one deployment, each leaving it whole:
 
 1. the 2-minute soak (16 clients, mixed load; RSS, fds, running count checked),
-2. Redis SIGKILLed and restarted mid-load: every request answered, hit ratio recovers,
+2. Redis SIGKILLed and restarted mid-load: every request answered, no cache hit while it
+   is down, hits recover once it is back,
 3. a hung worker (SIGSTOP): the gateway's request timeout answers 504, not a hang,
 4. a worker SIGKILLed mid-stream: its streams end with an error event, the other
    worker's finish; the gateway routes around it and back once it returns,
@@ -13,19 +14,21 @@ a throwaway Redis. Tests run in file order on one deployment, each leaving it wh
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from tests.hardening.harness import RecordProperty, Split, kill_group, kill_redis, split_deployment
 from tests.hardening.soak import run_soak
-from tests.utils.media import data_url, image_part, text_part
+from tests.utils.media import data_url, image_part, media_bytes, text_part
 from tests.utils.processes import free_port, start_pandagpt
 from tests.utils.readiness import metric, readiness
 
@@ -140,6 +143,10 @@ def test_soak_two_minutes(split: Split, record_property: RecordProperty) -> None
 
 # --- 2. Redis killed and restarted mid-load ---
 
+# Cache lookups per window: enough for a ratio, few enough to keep the test short.
+WINDOW_LOOKUPS = 12
+LOAD_CLIENTS = 4
+
 
 def _cache_counts(split: Split) -> tuple[float, float]:
     hits = sum(metric(u, "pandagpt_cache_hits_total") for u in split.workers.values())
@@ -147,65 +154,178 @@ def _cache_counts(split: Split) -> tuple[float, float]:
     return hits, misses
 
 
-async def _image_load(split: Split, model: str, seconds: float) -> list[str]:
-    outcomes: list[str] = []
-    stop_at = time.monotonic() + seconds
+def _redis_client(split: Split) -> redis.Redis:
+    return redis.Redis(port=split.redis.port, socket_timeout=2, socket_connect_timeout=2)
 
-    async def client_loop(i: int) -> None:
-        async with httpx.AsyncClient(base_url=split.gateway, timeout=60) as client:
+
+def _redis_answers(split: Split) -> bool:
+    client = _redis_client(split)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+def _images_cached(split: Split) -> bool:
+    """Redis holds the feature of every image the load asks about (keys end in the sha256)."""
+    prefix = split.worker_env["PANDAGPT_CACHE_PREFIX"]
+    client = _redis_client(split)
+    try:
+        return all(
+            next(client.scan_iter(match=f"{prefix}*:image:{digest}", count=1000), None)
+            for digest in (hashlib.sha256(media_bytes(name)).hexdigest() for name in IMAGES)
+        )
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+def _cache_degraded(split: Split) -> list[bool]:
+    return [bool(readiness(url)["cache_degraded"]) for url in split.workers.values()]
+
+
+class _ImageLoad:
+    """Clients asking about the fixture images until stopped. Each client counts its
+    answers, so the test knows when every request sent before a moment has finished."""
+
+    def __init__(self, split: Split, model: str) -> None:
+        self.split = split
+        self.model = model
+        self.outcomes: list[str] = []
+        self.answered = [0] * LOAD_CLIENTS
+        self.stop = asyncio.Event()
+
+    async def run(self) -> list[str]:
+        await asyncio.gather(*(self._client_loop(i) for i in range(LOAD_CLIENTS)))
+        return self.outcomes
+
+    async def _client_loop(self, i: int) -> None:
+        async with httpx.AsyncClient(base_url=self.split.gateway, timeout=60) as client:
             n = i
-            while time.monotonic() < stop_at:
+            while not self.stop.is_set():
                 n += 1
                 content = [text_part("What?"), image_part(data_url(IMAGES[n % len(IMAGES)]))]
                 try:
                     response = await client.post(
-                        "/v1/chat/completions", json=_chat(model, content, max_tokens=2)
+                        "/v1/chat/completions", json=_chat(self.model, content, max_tokens=2)
                     )
-                    outcomes.append(str(response.status_code))
+                    self.outcomes.append(str(response.status_code))
                 except httpx.TransportError as exc:
-                    outcomes.append(type(exc).__name__)
+                    self.outcomes.append(type(exc).__name__)
+                self.answered[i] += 1
 
-    await asyncio.gather(*(client_loop(i) for i in range(4)))
-    return outcomes
+    async def settle(self) -> None:
+        """Return once every client has had the answer to the request it had in flight:
+        every cache lookup begun before this call is then counted."""
+        marks = list(self.answered)
+        await _until(
+            lambda: all(now > then for now, then in zip(self.answered, marks, strict=True)),
+            120,
+            "every load client to finish its request in flight",
+        )
+
+    async def window(self) -> tuple[float, float]:
+        """(hits, misses) of the next WINDOW_LOOKUPS or more cache lookups, from now on."""
+        h0, m0 = await asyncio.to_thread(_cache_counts, self.split)
+        deadline = time.monotonic() + 120
+        while True:
+            h1, m1 = await asyncio.to_thread(_cache_counts, self.split)
+            if h1 - h0 + m1 - m0 >= WINDOW_LOOKUPS:
+                return h1 - h0, m1 - m0
+            assert time.monotonic() < deadline, f"{WINDOW_LOOKUPS} lookups took over 120 s"
+            await asyncio.sleep(0.2)
+
+
+async def _until(
+    predicate: Callable[[], bool], timeout: float, what: str, *, blocking: bool = False
+) -> None:
+    """`_wait` inside the load's event loop; a `blocking` predicate runs in a thread."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = (await asyncio.to_thread(predicate)) if blocking else predicate()
+        if done:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 async def _redis_fault(split: Split, model: str) -> tuple[list[str], list[tuple[float, float]]]:
-    """16 s of image load: Redis SIGKILLed at 3 s, restarted (empty) at 7 s; cache counts
-    at 0, 3, 7 and 10 s (the client's 2 s backoff and the refill) and at the end."""
-    load = asyncio.create_task(_image_load(split, model, 16))
-    counts = [await asyncio.to_thread(_cache_counts, split)]
-    await asyncio.sleep(3)
-    counts.append(await asyncio.to_thread(_cache_counts, split))
-    await asyncio.to_thread(kill_redis, split.redis)
-    await asyncio.sleep(4)
-    counts.append(await asyncio.to_thread(_cache_counts, split))
-    await asyncio.to_thread(split.redis.start)  # same port, empty
-    await asyncio.sleep(3)
-    counts.append(await asyncio.to_thread(_cache_counts, split))
-    outcomes = await load
-    counts.append(await asyncio.to_thread(_cache_counts, split))
-    return outcomes, counts
+    """Cache counts over three windows of image load, each opened only once its state is
+    confirmed and the requests sent before that have finished (windows are counted in
+    lookups, not seconds): Redis up with the images cached; Redis SIGKILLed, its port
+    refusing and every worker reporting its cache degraded; Redis restarted (empty),
+    every worker's cache healthy again and the images cached anew."""
+    load = _ImageLoad(split, model)
+    running = asyncio.create_task(load.run())
+    try:
+        await load.settle()
+        before = await load.window()
+
+        await asyncio.to_thread(kill_redis, split.redis)
+        assert not await asyncio.to_thread(_redis_answers, split)
+        await _until(
+            lambda: all(_cache_degraded(split)),
+            60,
+            "every worker to report its cache degraded",
+            blocking=True,
+        )
+        await load.settle()
+        during = await load.window()
+
+        await asyncio.to_thread(split.redis.start)  # same port, empty
+        await _until(
+            lambda: not any(_cache_degraded(split)) and _images_cached(split),
+            60,
+            "every worker to use Redis again and the images to be cached anew",
+            blocking=True,
+        )
+        await load.settle()
+        after = await load.window()
+    finally:
+        load.stop.set()
+        outcomes = await running
+        if split.redis.proc is None:  # failed while it was down: the next tests expect it
+            await asyncio.to_thread(split.redis.start)
+    return outcomes, [before, during, after]
+
+
+def _warm_cache(split: Split, model: str) -> None:
+    """Ask about each image once (a miss stores it), until Redis holds all of them."""
+    with httpx.Client(base_url=split.gateway, timeout=60) as client:
+        for _ in range(5):
+            for name in IMAGES:
+                content = [text_part("What?"), image_part(data_url(name))]
+                body = _chat(model, content, max_tokens=2)
+                assert client.post("/v1/chat/completions", json=body).status_code == 200
+            if _images_cached(split):
+                return
+    raise AssertionError("the images never reached Redis")
 
 
 def test_redis_killed_mid_load(split: Split, model: str, record_property: RecordProperty) -> None:
-    asyncio.run(_image_load(split, model, 2))  # warm: the images are in Redis
-    statuses, counts = asyncio.run(_redis_fault(split, model))
-    (h0, m0), (h1, m1), (h2, m2), (h3, m3), (h4, m4) = counts
+    _warm_cache(split, model)
+    statuses, windows = asyncio.run(_redis_fault(split, model))
+    (h_before, m_before), (h_during, m_during), (h_after, m_after) = windows
 
     def ratio(h: float, m: float) -> float:
         return h / (h + m) if h + m else 0.0
 
-    before, during = ratio(h1 - h0, m1 - m0), ratio(h2 - h1, m2 - m1)
-    refill, after = ratio(h3 - h2, m3 - m2), ratio(h4 - h3, m4 - m3)
+    before, during, after = (ratio(h, m) for h, m in windows)
     record_property("redis_requests", len(statuses))
-    record_property("redis_hit_ratio", f"{before:.2f}/{during:.2f}/{refill:.2f}/{after:.2f}")
+    record_property("redis_hit_ratio", f"{before:.2f}/{during:.2f}/{after:.2f}")
     print(
-        f"redis fault: {len(statuses)} requests, hit ratio before {before:.2f}, "
-        f"Redis down {during:.2f}, first 3 s back {refill:.2f}, then {after:.2f}"
+        f"redis fault: {len(statuses)} requests; hits/lookups with Redis up "
+        f"{h_before:.0f}/{h_before + m_before:.0f}, down {h_during:.0f}/{h_during + m_during:.0f}, "
+        f"back {h_after:.0f}/{h_after + m_after:.0f}"
     )
     assert statuses and all(s == "200" for s in statuses), sorted(set(statuses))
-    assert before > 0.8 and during < 0.2  # requests in flight at the kill may still hit
-    assert after > 0.8, "cache hits did not recover after Redis came back"
+    # Slow Redis answers count as misses (the workers' 2 s timeout), so up is not always 1.0.
+    assert before > 0.8, windows
+    assert h_during == 0, f"a cache hit while Redis was down: {windows}"
+    assert after > 0.8, f"cache hits did not recover after Redis came back: {windows}"
 
 
 # --- 3. a hung worker ---
@@ -278,9 +398,13 @@ def test_worker_killed_mid_stream(
     split: Split, model: str, record_property: RecordProperty
 ) -> None:
     victim = split.procs["worker-a"]
-    # Answers short enough: the survivor's streams must finish inside the gateway's timeout
-    # even on a loaded CPU; the victim's die at once.
-    kill = lambda: kill_group(victim, signal.SIGKILL)  # noqa: E731
+
+    def kill() -> None:
+        # Every stream has started and none can have ended (400 tokens, ignore_eos: seconds
+        # of work), so the victim dies with streams of its own in flight.
+        assert _worker_running(split)["worker-a"] >= 1
+        kill_group(victim, signal.SIGKILL)
+
     try:
         _killed_mid_stream(split, model, kill, record_property)
     finally:
@@ -293,7 +417,9 @@ def test_worker_killed_mid_stream(
 def _killed_mid_stream(
     split: Split, model: str, kill: object, record_property: RecordProperty
 ) -> None:
-    results = asyncio.run(_streams_then(split, model, 4, kill, max_tokens=200))
+    # Answers short enough for the survivor's streams to finish well inside the gateway's
+    # timeout on a loaded CPU, long enough to be cut short on the victim.
+    results = asyncio.run(_streams_then(split, model, 4, kill, max_tokens=400))
     errored = [r for r in results if r.error is not None]
     finished = [r for r in results if r.finished and r.error is None]
     record_property("kill_streams", f"{len(errored)} error event / {len(finished)} finished")
@@ -333,9 +459,13 @@ def test_gateway_killed_with_streams_in_flight(
     split: Split, model: str, record_property: RecordProperty
 ) -> None:
     gateway = split.procs["gateway"]
-    results = asyncio.run(
-        _streams_then(split, model, 4, lambda: kill_group(gateway, signal.SIGKILL))
-    )
+
+    def kill() -> None:
+        # All four streams are still generating (400 tokens each): none can end cleanly.
+        assert sum(_worker_running(split).values()) == 4
+        kill_group(gateway, signal.SIGKILL)
+
+    results = asyncio.run(_streams_then(split, model, 4, kill))
     errors = sorted({r.transport_error or "none" for r in results})
     record_property("gateway_kill_client_errors", str(errors))
     print(f"gateway SIGKILL: client errors {errors}")

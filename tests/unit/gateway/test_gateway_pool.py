@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
 
 import httpx
@@ -54,6 +54,13 @@ def closed_port_url() -> str:
 
 async def collect(events: AsyncIterator[ChatEvent]) -> list[ChatEvent]:
     return [e async for e in events]
+
+
+async def until(predicate: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    """Yield to the loop (where the pool's background poll runs) until `predicate` holds."""
+    async with asyncio.timeout(timeout_s):
+        while not predicate():
+            await asyncio.sleep(0.01)
 
 
 async def test_http_client_round_trip(stack: ExitStack) -> None:
@@ -153,9 +160,16 @@ async def test_pool_retries_before_streaming(stack: ExitStack) -> None:
 async def test_pool_health_marking_and_recovery(stack: ExitStack) -> None:
     a, b = ScriptedWorker(ready=False), ScriptedWorker()
     urls = serve_workers(stack, a, b)
-    pool = WorkerPool([HTTPWorkerClient(u) for u in urls], names=["a", "b"], poll_interval_s=0.05)
+    metrics = Metrics()
+    pool = WorkerPool(
+        [HTTPWorkerClient(u) for u in urls], names=["a", "b"], poll_interval_s=0.05, metrics=metrics
+    )
+
+    def healthy(name: str) -> float | None:
+        return metrics.registry.get_sample_value("pandagpt_worker_healthy", {"worker": name})
+
     await pool.start()
-    await asyncio.sleep(0.3)
+    await until(lambda: healthy("a") == 0)  # the background poll found `a` not ready
     for i in range(3):
         await collect(pool.chat(job(rid=str(i))))
     assert (len(a.jobs), len(b.jobs)) == (0, 3)
@@ -167,7 +181,7 @@ async def test_pool_health_marking_and_recovery(stack: ExitStack) -> None:
         await collect(pool.chat(job()))
     assert not (await pool.readiness()).ready
     a.ready = True
-    await asyncio.sleep(0.3)  # the background poll notices
+    await until(lambda: healthy("a") == 1)  # the background poll notices
     await collect(pool.chat(job()))
     assert len(a.jobs) == 1
     await pool.aclose()

@@ -106,8 +106,13 @@ async def test_penalties_are_accepted(engine, embeds) -> None:
     assert deltas[-1].finish_reason in ("length", "stop")
 
 
+# Runs to max_tokens whatever the demo model says: the request is still unfinished when the
+# test looks, however early the greedy text would have reached `###` or EOS.
+LONG = SamplingSettings(max_tokens=400, temperature=0.0, ignore_eos=True)
+
+
 async def test_closing_the_stream_aborts_the_request(engine, embeds) -> None:
-    stream = engine.generate(embeds, SamplingSettings(max_tokens=400, temperature=0.0), "gone")
+    stream = engine.generate(embeds, LONG, "gone")
     await anext(stream)
     assert engine.num_unfinished_requests() == 1
     await stream.aclose()  # the caller went away
@@ -118,9 +123,7 @@ async def test_cancelling_the_consumer_aborts_the_request(engine, embeds) -> Non
     started = asyncio.Event()
 
     async def consume() -> None:
-        async for _ in engine.generate(
-            embeds, SamplingSettings(max_tokens=400, temperature=0), "cx"
-        ):
+        async for _ in engine.generate(embeds, LONG, "cx"):
             started.set()
 
     task = asyncio.create_task(consume())
