@@ -33,7 +33,7 @@ def test_error_spec(exc: BaseException, status: int, type_: str) -> None:
         assert spec.headers == {"Retry-After": "1"}
 
 
-def test_from_event_rebuilds_the_class() -> None:
+def test_error_from_kind_rebuilds_the_class() -> None:
     rebuilt = e.error_from_kind("MediaInvalid", "bad", param="p", code="media_corrupt")
     assert isinstance(rebuilt, e.MediaInvalid) and rebuilt.reason == "corrupt"
     assert rebuilt.param == "p"

@@ -22,9 +22,11 @@ from service.contract import (
     MediaItem,
     UserTurn,
     WorkerErrorEvent,
+    WorkerReadiness,
 )
 from service.errors import MediaInvalid, ServerBusy, Unavailable
 from service.gateway import HTTPWorkerClient, WorkerPool
+from service.gateway.pool import SLOW_POLLS_TO_UNHEALTHY
 from service.metrics import Metrics
 from service.worker.http_app import create_worker_app
 from tests.utils.fake_worker import MODEL, ScriptedWorker
@@ -275,3 +277,20 @@ async def test_a_gateway_with_the_wrong_worker_token_sees_no_ready_worker(
     await wrong.aclose()
     await pool.aclose()
     assert worker.jobs == []
+
+
+async def test_a_slow_worker_stays_healthy_until_three_polls_time_out() -> None:
+    class SlowToAnswer(ScriptedWorker):
+        async def readiness(self) -> WorkerReadiness:
+            await asyncio.sleep(3600)  # busy: the poll times out
+            raise AssertionError("unreachable")
+
+    metrics = Metrics()
+    pool = WorkerPool([SlowToAnswer()], names=["busy"], poll_timeout_s=0.01, metrics=metrics)
+    healthy = {"worker": "busy"}
+    for _ in range(SLOW_POLLS_TO_UNHEALTHY - 1):
+        await pool.poll_once()
+        assert metrics.registry.get_sample_value("pandagpt_worker_healthy", healthy) == 1
+    assert (await pool.readiness()).ready is False  # the third slow poll in a row
+    assert metrics.registry.get_sample_value("pandagpt_worker_healthy", healthy) == 0
+    await pool.aclose()
