@@ -75,6 +75,74 @@ class Settings(BaseSettings):
     preprocess_workers: int = Field(
         4, ge=1, description="Threads decoding and preprocessing media."
     )
+    shutdown_grace_s: float = Field(
+        30.0, ge=0, description="On SIGTERM, how long in-flight requests may finish."
+    )
+
+    # --- gateway: HTTP server ---
+    host: str = Field("0.0.0.0", description="Bind address of the HTTP server.")
+    port: int = Field(8000, ge=0, le=65535, description="Port of the HTTP server.")
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="Serve /metrics on its own port instead of the API port."
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Origins allowed by CORS (comma-separated); none = off."
+    )
+    served_model_name: str | None = Field(
+        None, description="Model id clients use; default from the model manifest."
+    )
+    enable_playground: bool = Field(True, description="Serve the browser playground at `/`.")
+    # Server sampling defaults, applied by the gateway (in split mode the gateway's
+    # settings count, a worker's are not read): a request's value wins; unset here =
+    # PandaGPT's reference (top_p 0.01, temperature 1.0, 256 tokens), applied by the worker.
+    default_max_tokens: int | None = Field(
+        None, ge=1, description="Server default for max_tokens (reference: 256)."
+    )
+    default_temperature: float | None = Field(
+        None, ge=0.0, le=2.0, description="Server default temperature (reference: 1.0)."
+    )
+    default_top_p: float | None = Field(
+        None, gt=0.0, le=1.0, description="Server default top_p (reference: 0.01)."
+    )
+    default_top_k: int | None = Field(
+        None, ge=-1, description="Server default top_k (reference: off)."
+    )
+    environment: Literal["dev", "staging", "production"] = Field(
+        "dev", description="Outside dev, placeholder API keys are refused."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Root log level."
+    )
+    log_json: bool = Field(True, description="One JSON object per log line (with request id).")
+
+    # --- gateway: auth ---
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Accepted bearer keys (comma-separated or JSON list); none = no auth.",
+        repr=False,
+    )
+    api_key_file: Path | None = Field(
+        None, description="Mounted secret with one key per line; re-read when it changes."
+    )
+
+    # --- gateway: limits ---
+    max_concurrent_requests: int = Field(
+        512, ge=1, description="Requests the gateway admits at once; beyond it answers 429."
+    )
+    retry_after_s: float = Field(1.0, gt=0, description="Retry-After sent with 429.")
+    max_body_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="Largest request body (413 beyond)."
+    )
+    max_media_bytes: int = Field(
+        32 * 1024 * 1024, ge=1, description="Largest single media item, fetched or inline."
+    )
+    max_media_items: int = Field(8, ge=0, description="Media items allowed in one request.")
+    max_n: int = Field(16, ge=1, description="Largest `n` (choices) one chat request may ask for.")
+    body_read_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="The whole request body must arrive within this; slower uploads get 408.",
+    )
     memory_budget_bytes: int | None = Field(
         None,
         ge=1024 * 1024,
