@@ -46,7 +46,9 @@ def base_url(demo_model_dir: Path, e2e_logs: Path) -> Iterator[str]:
         "serve-playground",
         ["serve", "--model-dir", str(demo_model_dir), "--host", "127.0.0.1"],
         port=port,
-        env=base_env(PANDAGPT_API_KEYS=API_KEY),
+        # One sequence at a time: an answer with n > 1 (the stop test's) keeps the engine
+        # busy for n full answers, whatever the machine's speed.
+        env=base_env(PANDAGPT_API_KEYS=API_KEY, PANDAGPT_MAX_NUM_SEQS="1"),
         log_dir=e2e_logs,
     )
     yield f"http://127.0.0.1:{port}"
@@ -270,13 +272,15 @@ def test_dropped_audio_video_and_thermal_become_their_content_parts(page: Page) 
 
 
 def _run_to_max_tokens(page: Page) -> None:
-    """Adds `ignore_eos` to the page's chat requests on their way out (the page has no such
-    setting): the demo model often ends an answer after a few words, and an answer that
-    runs to max_tokens keeps the engine busy long enough to be stopped."""
+    """Makes the page's chat requests long on their way out (the page has no such setting):
+    `ignore_eos`, so that answers run to max_tokens (the demo model often stops after a few
+    words), and eight choices, which the server (one sequence at a time) generates one
+    after another: eight full answers of engine work, however fast the machine. The page
+    shows the first choice's text (and the others'); the stream lasts until the last one."""
 
     def extend(route: Route) -> None:
         body = json.loads(route.request.post_data or "{}")
-        route.continue_(post_data=json.dumps({**body, "ignore_eos": True}))
+        route.continue_(post_data=json.dumps({**body, "ignore_eos": True, "n": 8}))
 
     page.route("**/v1/chat/completions", extend)
 

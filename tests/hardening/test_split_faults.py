@@ -417,6 +417,9 @@ def test_worker_killed_mid_stream(
 def _killed_mid_stream(
     split: Split, model: str, kill: object, record_property: RecordProperty
 ) -> None:
+    # The pool spreads the four streams over both workers only once it sees both ready
+    # (an earlier test may have left one marked down for a poll or two).
+    _wait(lambda: _healthy(split, "worker-a") and _healthy(split, "worker-b"), 30, "both workers")
     # Answers short enough for the survivor's streams to finish well inside the gateway's
     # timeout on a loaded CPU, long enough to be cut short on the victim.
     results = asyncio.run(_streams_then(split, model, 4, kill, max_tokens=400))
@@ -465,6 +468,7 @@ def test_gateway_killed_with_streams_in_flight(
         assert sum(_worker_running(split).values()) == 4
         kill_group(gateway, signal.SIGKILL)
 
+    _wait(lambda: _healthy(split, "worker-a") and _healthy(split, "worker-b"), 30, "both workers")
     results = asyncio.run(_streams_then(split, model, 4, kill))
     errors = sorted({r.transport_error or "none" for r in results})
     record_property("gateway_kill_client_errors", str(errors))
