@@ -1,4 +1,4 @@
-"""glibc malloc settings that return freed request buffers to the system.
+"""glibc malloc settings, and the trim that returns freed request buffers to the system.
 
 glibc serves an allocation above its mmap threshold (128 KiB at start) with its
 own mapping, unmapped on free. But the threshold is dynamic: each freed mapped

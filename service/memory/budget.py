@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import threading
 import time
 from contextvars import ContextVar
 
@@ -35,7 +36,7 @@ from service.metrics import Metrics
 
 _log = logging.getLogger(__name__)
 # A drained budget that held at least this much since the last collection collects.
-COLLECT_AFTER_BYTES = 64 * 2**20
+COLLECT_AFTER_BYTES = 256 * 2**20
 
 current_reservation: ContextVar[Reservation | None] = ContextVar(
     "pandagpt_memory_reservation", default=None
@@ -77,12 +78,14 @@ class MemoryBudget:
             self._held_since_collect = 0
             start = time.perf_counter()
             found = gc.collect()
-            trim()
             _log.debug(
-                "collected %d objects and trimmed the heaps after a burst in %.1f ms",
+                "collected %d objects after a burst in %.1f ms",
                 found,
                 (time.perf_counter() - start) * 1000,
             )
+            # malloc_trim walks every heap, the model's too: in a thread (ctypes lets go
+            # of the GIL), never on the event loop.
+            threading.Thread(target=trim, name="malloc-trim", daemon=True).start()
 
     def _set(self, in_use: int) -> None:
         self.in_use = in_use
