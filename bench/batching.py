@@ -9,6 +9,11 @@ Two figures per setting: image bytes in (decode + preprocess + forward: what a
 request costs) and preprocessed tensors in (the batched forward alone: what the
 micro-batcher itself changes). "Off" is the same encoder with
 `max_batch_size=1` (`PANDAGPT_ENCODER_MAX_BATCH_SIZE=1`).
+
+Those run `concurrency` callers in lockstep rounds (each round waits for its
+slowest item), so they measure round latency as much as throughput. The
+open-loop figure submits `open_items` (≥ 128) bytes-in items at once and
+measures how fast they drain: the encoder's throughput with a full queue.
 """
 
 from __future__ import annotations
@@ -37,6 +42,13 @@ class BatchingFigure:
     on_forward_items_per_s: float  # median: preprocessed tensors in (the batcher alone)
     off_forward_items_per_s: float
     on_batch_sizes: dict[int, int]  # batch size -> forwards, bytes-in trials
+    open_items: int = 0  # open loop: items submitted at once
+    open_on_items_per_s: float = 0.0  # median: bytes in, all in flight
+    open_off_items_per_s: float = 0.0
+
+    @property
+    def open_ratio(self) -> float:
+        return self.open_on_items_per_s / self.open_off_items_per_s if self.open_items else 0.0
 
     @property
     def ratio(self) -> float:
@@ -47,7 +59,12 @@ class BatchingFigure:
         return self.on_forward_items_per_s / self.off_forward_items_per_s
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "ratio": self.ratio, "forward_ratio": self.forward_ratio}
+        return {
+            **asdict(self),
+            "ratio": self.ratio,
+            "forward_ratio": self.forward_ratio,
+            "open_ratio": self.open_ratio,
+        }
 
 
 async def items_per_s(encoder: Encoder, rounds: list[list[Any]], tensors: bool) -> float:
@@ -64,6 +81,13 @@ async def items_per_s(encoder: Encoder, rounds: list[list[Any]], tensors: bool) 
     return sum(len(items) for items in rounds) / (time.perf_counter() - start)
 
 
+async def open_loop_items_per_s(encoder: Encoder, items: list[bytes]) -> float:
+    """All of `items` submitted at once (none waits for another): the drain rate."""
+    start = time.perf_counter()
+    await asyncio.gather(*(encoder.encode("image", item) for item in items))
+    return len(items) / (time.perf_counter() - start)
+
+
 async def compare(
     make_encoder: Callable[[int], Encoder],
     fresh_images: Iterator[bytes],
@@ -71,11 +95,12 @@ async def compare(
     concurrency: int = 16,
     rounds: int = 8,
     trials: int = 3,
+    open_items: int = 0,
 ) -> BatchingFigure:
     """Off and on alternate `trials` times (medians reported), so load drifts on a
     shared machine hit both alike. `make_encoder(max_batch_size)` builds the encoder;
     every bytes-in item is taken from `fresh_images` (first-time bytes)."""
-    results: dict[tuple[int, bool], list[float]] = {}
+    results: dict[tuple[int, bool | str], list[float]] = {}
     sizes: dict[int, int] = {}
     for _ in range(trials):
         for max_batch in (1, ON_BATCH_SIZE):
@@ -95,6 +120,10 @@ async def compare(
                     if max_batch > 1 and not tensors:
                         for size, n in encoder.stats.batch_sizes.items():
                             sizes[size] = sizes.get(size, 0) + n
+                if open_items:
+                    batch = [next(fresh_images) for _ in range(open_items)]
+                    rate = await open_loop_items_per_s(encoder, batch)
+                    results.setdefault((max_batch, "open"), []).append(rate)
     return BatchingFigure(
         concurrency=concurrency,
         items=concurrency * rounds,
@@ -104,4 +133,7 @@ async def compare(
         on_forward_items_per_s=statistics.median(results[(ON_BATCH_SIZE, True)]),
         off_forward_items_per_s=statistics.median(results[(1, True)]),
         on_batch_sizes=dict(sorted(sizes.items())),
+        open_items=open_items,
+        open_on_items_per_s=statistics.median(results.get((ON_BATCH_SIZE, "open"), [0.0])),
+        open_off_items_per_s=statistics.median(results.get((1, "open"), [0.0])),
     )

@@ -64,7 +64,7 @@ def _encoder(model: Any, max_batch_size: int) -> Any:
 
 
 async def batching_figure(
-    model_dir: Path, concurrency: int = 16, rounds: int = 8, trials: int = 3
+    model_dir: Path, concurrency: int = 16, rounds: int = 8, trials: int = 3, open_items: int = 128
 ) -> BatchingFigure:
     """The small preset's ImageBind on this CPU, as the worker runs it (bench/batching.py)."""
     import torch
@@ -73,7 +73,8 @@ async def batching_figure(
     from encoders.media import preprocess
 
     model = load_imagebind(model_dir / "imagebind.safetensors", None, "cpu", torch.float32)
-    fresh = iter(unique_images(concurrency * (rounds + 1) * trials * 2, start=20_000))
+    per_trial = concurrency * (rounds + 1) * 2 + open_items
+    fresh = iter(unique_images(per_trial * trials * 2, start=20_000))
     return await compare(
         lambda max_batch: _encoder(model, max_batch),
         fresh,
@@ -81,6 +82,7 @@ async def batching_figure(
         concurrency,
         rounds,
         trials,
+        open_items,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -41,6 +42,8 @@ class LevelResult:
     ttft_p95_s: float
     e2e_p50_s: float
     e2e_p95_s: float
+    # The load generator's CPU (this process) / (wall × CPUs): service levels only.
+    client_cpu_share: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,6 +76,11 @@ def summarise(
         e2e_p50_s=percentile(e2e, 50),
         e2e_p95_s=percentile(e2e, 95),
     )
+
+
+def cpu_share(cpu_s: float, wall_s: float) -> float:
+    """CPU seconds this process used, as a share of all the machine's CPUs over `wall_s`."""
+    return cpu_s / (wall_s * (os.cpu_count() or 1))
 
 
 async def run_level(

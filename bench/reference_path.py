@@ -1,7 +1,11 @@
 """The reference path: PandaGPT's original inference, one request at a time.
 
 What the original demo did per request, on the UNCONVERTED demo sources:
-decode and preprocess each media item, run ImageBind in PyTorch eager at
+decode and preprocess each media item the way the original did
+(`bench.upstream_media`: every video frame decoded, FFmpeg's default probing,
+Pillow + bicubic; the same tensors as the service's exact preprocessing, so
+this path keeps the original's media cost as the service's gets faster),
+run ImageBind in PyTorch eager at
 batch 1 (our `encoders` ImageBind loading the source `.pth`: the same weights
 and, per the parity tests, the same features as upstream), project and sum
 into the soft token, concatenate the prompt embeddings and call
@@ -24,11 +28,11 @@ import torch
 
 from bench.load import RequestResult
 from bench.reference_pandagpt import ReferencePandaGPT
+from bench.upstream_media import preprocess_upstream
 from bench.workload import BenchRequest, MediaItem
 from encoders.imagebind.checkpoint import load_imagebind
 from encoders.imagebind.config import ImageBindConfig
 from encoders.imagebind.model import ImageBindModel
-from encoders.media import preprocess
 from encoders.micro_batcher import TOWERS
 
 
@@ -47,7 +51,7 @@ class ReferencePath:
     @torch.no_grad()
     def feature(self, item: MediaItem) -> torch.Tensor:
         """One item, batch 1: bytes → model input → PandaGPT feature `[out_dim]`."""
-        x = preprocess(item.modality, item.data)  # [1, ...]
+        x = preprocess_upstream(item.modality, item.data)  # [1, ...]
         tower = TOWERS[item.modality]  # video runs the vision tower on a 6-D input
         return self.imagebind.pandagpt_features({tower: x})[tower][0]
 

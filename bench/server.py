@@ -43,8 +43,12 @@ def running_service(
     log_path: Path,
     settings: Mapping[str, str] | None = None,
     timeout_s: float = 300.0,
+    root: Path = REPO_ROOT,
 ) -> Iterator[str]:
-    """`pandagpt serve --model-dir model_dir` on a free port; yields its base URL."""
+    """`pandagpt serve --model-dir model_dir` on a free port; yields its base URL.
+
+    `root`: the source tree the service runs from (another checkout, e.g. the
+    previous commit, for before/after figures from one benchmark run)."""
     port = free_port()
     env = server_env(
         {
@@ -56,12 +60,13 @@ def running_service(
             **(settings or {}),
         }
     )
-    argv = [sys.executable, "-m", "service.cli", "serve", "--model-dir", str(model_dir)]
+    argv = [sys.executable, "-m", "service.cli", "serve", "--model-dir", str(model_dir.resolve())]
     argv += ["--port", str(port)]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
-            argv, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            argv, cwd=root, env={**env, "PYTHONPATH": _python_path(root, env)}, stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
@@ -70,6 +75,11 @@ def running_service(
             yield url
         finally:
             _stop(proc)
+
+
+def _python_path(root: Path, env: Mapping[str, str]) -> str:
+    """`root` first, so that its packages shadow this checkout's installed ones."""
+    return os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH", "")) if p)
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], url: str, timeout_s: float, log: Path) -> None:

@@ -8,7 +8,11 @@ a forward runs, new items queue up and go in the next batch.
 
 Threads keep the event loop free: bytes → tensors runs in a pool of
 `preprocess_workers` threads (`encoders.media.preprocess`, imported lazily),
-and every forward runs on one dedicated thread under `torch.inference_mode()`.
+at most the CPUs this process may use (`encoders.media.threads.usable_cpus`:
+affinity and cgroup quota), each running torch single-threaded, since the
+pool is the parallelism; every forward runs on one dedicated thread under
+`torch.inference_mode()` with the intra-op thread count the encoder was built
+with.
 
 Failure isolation: preprocessing and shape checks happen per item, before
 batching, so a bad item fails only its own caller. If a batched forward raises,
@@ -34,6 +38,7 @@ from torch import Tensor
 
 from encoders.imagebind.config import IMAGE_SIZE, IMU_CHANNELS, IMU_LENGTH
 from encoders.imagebind.model import ImageBindModel
+from encoders.media.threads import single_threaded_torch, usable_cpus
 
 if TYPE_CHECKING:
     from encoders.imagebind.tokenizer import CLIPTokenizer
@@ -103,7 +108,7 @@ class Encoder:
         dtype: torch.dtype = torch.float32,
         max_batch_size: int = 32,
         max_wait_ms: float = 5.0,
-        preprocess_workers: int = 2,
+        preprocess_workers: int | None = None,
         tokenizer: CLIPTokenizer | None = None,
         limits: MediaLimits | None = None,
         on_batch: BatchObserver | None = None,
@@ -121,9 +126,21 @@ class Encoder:
         self.on_batch = on_batch
         self.stats = EncoderStats()
         self._tokenizer = tokenizer
-        self._forward_pool = ThreadPoolExecutor(1, thread_name_prefix="imagebind-forward")
+        cpus = usable_cpus()
+        self.preprocess_workers = max(1, min(preprocess_workers or cpus, cpus))
+        # Preprocessing threads set torch to one thread, which torch also makes the
+        # default for threads started later: the forward thread sets its own.
+        forward_threads = torch.get_num_threads()
+        self._forward_pool = ThreadPoolExecutor(
+            1,
+            thread_name_prefix="imagebind-forward",
+            initializer=torch.set_num_threads,
+            initargs=(forward_threads,),
+        )
         self._preprocess_pool = ThreadPoolExecutor(
-            max(1, preprocess_workers), thread_name_prefix="imagebind-preprocess"
+            self.preprocess_workers,
+            thread_name_prefix="imagebind-preprocess",
+            initializer=single_threaded_torch,
         )
         self._queues: dict[BatchKey, list[_Pending]] = {}
         self._arrived: asyncio.Event | None = None

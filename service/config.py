@@ -75,6 +75,17 @@ class Settings(BaseSettings):
     preprocess_workers: int = Field(
         4, ge=1, description="Threads decoding and preprocessing media."
     )
+    # --- worker: media fidelity and prefix caching (issue #12) ---
+    media_fidelity: Literal["exact", "fast"] = Field(
+        "exact",
+        description="Still images: `exact` = the reference's pixels; `fast` = JPEG decoded "
+        "at a reduced scale and resized by torch (≥ 4× faster on 12 MP photos, not bit-identical).",
+    )
+    enable_prefix_caching: bool = Field(
+        True,
+        description="vLLM's prefix cache (it hashes blocks of prompt embeddings): a "
+        "conversation's next turn reuses the KV blocks of its earlier prompt.",
+    )
     shutdown_grace_s: float = Field(
         30.0, ge=0, description="On SIGTERM, how long in-flight requests may finish."
     )
@@ -151,13 +162,14 @@ class Settings(BaseSettings):
         " memory limit (cgroup; else the machine's memory) leaves once the process is loaded.",
     )
     malloc_mmap_threshold_bytes: int = Field(
-        1024 * 1024,
+        0,
         ge=0,
-        description="glibc malloc: allocations above this get their own mapping, returned to"
-        " the system when freed (0 = glibc's default, which lets large buffers stay held).",
+        description="glibc malloc: allocations above this get their own mapping, unmapped when"
+        " freed; 0 = glibc's default. A fixed 1 MiB lowers a gateway's peak under large bodies,"
+        " but costs media decoding 17-34% more CPU in page faults: leave workers at 0.",
     )
     malloc_arena_max: int = Field(
-        2, ge=0, description="glibc malloc arenas (0 = glibc's default of 8 per core)."
+        0, ge=0, description="glibc malloc arenas (0 = glibc's default of 8 per core)."
     )
     header_timeout_s: float = Field(
         10.0,

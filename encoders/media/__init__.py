@@ -3,7 +3,9 @@
 ``preprocess(modality, data, limits)`` is the entry point (docs/INTERFACES.md);
 ``sniff(data)`` names a type from magic bytes; failures are ``MediaError`` with a
 reason code from ``REASONS``. One module per modality (image, thermal, depth,
-audio, video, imu), shared steps in raster, clips, resample, fbank, container.
+audio, video, imu), shared steps in raster, clips, resample, fbank, container;
+video_decode decodes only the frames the sampler uses, threads sizes the
+preprocessing pool.
 
 ``preprocess`` and ``SHAPES`` are imported on first use, so that the gateway
 can import ``encoders.media.sniff`` without torch, PyAV or Pillow.

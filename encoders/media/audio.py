@@ -28,10 +28,10 @@ import torch
 
 from . import fbank as kaldi
 from .clips import clip_timepoints
-from .container import AUDIO_DEMUXERS, open_container
+from .container import AUDIO_DEMUXERS, AUDIO_OPTIONS, open_container
 from .errors import MediaError
 from .limits import MediaLimits
-from .resample import kernel_size, resample
+from .resample import kernel_size, output_length, resample, resample_ranges
 
 SAMPLE_RATE = kaldi.SAMPLE_RATE
 CLIPS = 3
@@ -45,19 +45,46 @@ _INT_SCALE = {np.dtype(np.int16): 32768.0, np.dtype(np.int32): 2.0**31, np.dtype
 
 
 def preprocess_audio(data: bytes, limits: MediaLimits) -> torch.Tensor:
-    """Encoded audio bytes → float32 ``[1, 3, 1, 128, 204]``."""
-    return features(load_waveform_16k(data, limits))
+    """Encoded audio bytes → float32 ``[1, 3, 1, 128, 204]``.
+
+    Only the samples the three clips read are resampled (``resample_ranges``):
+    the same bits as ``features(load_waveform_16k(...))``, which tests check.
+    """
+    waveform, rate = decode(data, limits)
+    _check_rate(rate, limits)
+    length = output_length(waveform, rate, SAMPLE_RATE)
+    _check_length(length)
+    if rate != SAMPLE_RATE:
+        waveform = resample_ranges(waveform, rate, SAMPLE_RATE, clip_ranges(length))
+    return features(waveform)
 
 
 def load_waveform_16k(data: bytes, limits: MediaLimits) -> torch.Tensor:
     """Decode and resample to 16 kHz → float32 ``[C, L]`` (steps 1–2)."""
     waveform, rate = decode(data, limits)
+    _check_rate(rate, limits)
+    waveform = resample(waveform, rate, SAMPLE_RATE)
+    _check_length(waveform.shape[1])
+    return waveform
+
+
+def _check_rate(rate: int, limits: MediaLimits) -> None:
     if rate != SAMPLE_RATE and kernel_size(rate, SAMPLE_RATE) > limits.max_resample_kernel:
         raise MediaError("unsupported_format", f"sample rate {rate} Hz cannot be resampled cheaply")
-    waveform = resample(waveform, rate, SAMPLE_RATE)
-    if waveform.shape[1] < kaldi.FRAME_LENGTH:
+
+
+def _check_length(samples: int) -> None:
+    if samples < kaldi.FRAME_LENGTH:
         raise MediaError("too_short", "audio is shorter than one 25 ms analysis frame")
-    return waveform
+
+
+def clip_ranges(length: int) -> list[tuple[int, int]]:
+    """[start, end) 16 kHz sample range of each clip of a ``length``-sample waveform (step 3)."""
+    duration = length / SAMPLE_RATE
+    return [
+        (int(start * SAMPLE_RATE), min(int(end * SAMPLE_RATE), length))
+        for start, end in clip_timepoints(duration, CLIP_SECONDS, CLIPS)
+    ]
 
 
 def features(waveform: torch.Tensor) -> torch.Tensor:
@@ -65,10 +92,9 @@ def features(waveform: torch.Tensor) -> torch.Tensor:
 
     Modifies ``waveform`` in place (step 4), as the reference does.
     """
-    duration = waveform.shape[1] / SAMPLE_RATE
     clips = []
-    for start, end in clip_timepoints(duration, CLIP_SECONDS, CLIPS):
-        clip = waveform[:, int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]  # view [C, ≤32000]
+    for start, end in clip_ranges(waveform.shape[1]):
+        clip = waveform[:, start:end]  # view [C, ≤32000]
         clip -= clip.mean()  # in place: the reference's shared-waveform quirk
         mel = kaldi.fbank(clip[0]).T  # [128, T], T = 198 for a full clip
         frames = mel.shape[1]
@@ -83,7 +109,7 @@ def features(waveform: torch.Tensor) -> torch.Tensor:
 
 def decode(data: bytes, limits: MediaLimits) -> tuple[torch.Tensor, int]:
     """Decode the first audio stream → (float32 ``[C, L]`` in [−1, 1], sample rate)."""
-    with open_container(data, AUDIO_DEMUXERS, "audio") as container:
+    with open_container(data, AUDIO_DEMUXERS, "audio", AUDIO_OPTIONS) as container:
         if not container.streams.audio:
             raise MediaError("no_audio_stream", "the file holds no audio stream")
         stream = container.streams.audio[0]
@@ -117,43 +143,92 @@ def decode_stream(
     container: av.container.InputContainer, stream: av.audio.stream.AudioStream, limits: MediaLimits
 ) -> tuple[torch.Tensor, int]:
     """Decode all frames, re-checking rate, channels and length as they come (headers
-    can lie; implicit-SBR AAC really does double its declared rate) → ([C, L], rate)."""
-    chunks: list[np.ndarray] = []
+    can lie; implicit-SBR AAC really does double its declared rate) → ([C, L], rate).
+
+    Frames are kept as views of their native samples and converted once, straight
+    into the output: per-frame float temporaries and the final concatenation were
+    most of a PCM file's decoding time. The arithmetic per sample is unchanged.
+    """
+    pieces: list[list[np.ndarray]] = []  # per frame: one [n] array per channel
     total = 0
     rate = channels = max_samples = 0
+    packed = False
     for frame in container.decode(stream):
-        chunk = _frame_to_float(frame)  # [C, n]
-        if not chunks:
-            rate, channels = frame.sample_rate, chunk.shape[0]
+        piece = _frame_samples(frame)
+        if not pieces:
+            rate, channels = frame.sample_rate, len(piece)
+            packed = not frame.format.is_planar
             if not limits.min_audio_sample_rate <= rate <= limits.max_audio_sample_rate:
                 raise MediaError("unsupported_format", f"sample rate {rate} Hz is not supported")
             if channels > limits.max_audio_channels:
                 raise MediaError("unsupported_format", f"{channels} channels, over the limit")
             max_samples = math.floor(limits.max_audio_seconds * rate)
-        elif frame.sample_rate != rate or chunk.shape[0] != channels:
+        elif frame.sample_rate != rate or len(piece) != channels:
             raise MediaError(
                 "unsupported_format", "sample rate or channel count changes mid-stream"
             )
-        total += chunk.shape[1]
+        total += len(piece[0])
         if total > max_samples:
             raise MediaError(
                 "too_long", f"audio decodes to over the {limits.max_audio_seconds:g} s limit"
             )
-        chunks.append(chunk)
+        pieces.append(piece)
     if total == 0:
         raise MediaError("too_short", "the audio stream decodes to no samples")
-    return torch.from_numpy(np.concatenate(chunks, axis=1)), rate
+    # The layout the per-frame arrays used to give: packed (interleaved) formats
+    # stay interleaved, [C, L] with strides (1, C). It decides the summation order
+    # of the clip means in ``features`` when no resampling copies the waveform.
+    if packed:
+        out = np.empty((total, channels), dtype=np.float32).T
+    else:
+        out = np.empty((channels, total), dtype=np.float32)
+    at = 0
+    for piece in pieces:
+        count = len(piece[0])
+        for channel, samples in enumerate(piece):
+            _to_float(samples, out[channel, at : at + count])
+        at += count
+    return torch.from_numpy(out), rate
 
 
-def _frame_to_float(frame: av.AudioFrame) -> np.ndarray:
-    """One decoded frame → float32 ``[C, n]`` in [−1, 1]."""
-    array = frame.to_ndarray()
+# FFmpeg sample format (planar "p" suffix dropped) → NumPy dtype, native byte order: the
+# formats PyAV's to_ndarray reads. Others (s64) go through to_ndarray, which refuses them
+# (a ValueError, mapped to "corrupt"), as before.
+_SAMPLE_DTYPES = {
+    "u8": np.dtype(np.uint8),
+    "s16": np.dtype(np.int16),
+    "s32": np.dtype(np.int32),
+    "flt": np.dtype(np.float32),
+    "dbl": np.dtype(np.float64),
+}
+
+
+def _frame_samples(frame: av.AudioFrame) -> list[np.ndarray]:
+    """One decoded frame → one ``[n]`` view per channel, in the frame's own dtype."""
     channels = frame.layout.nb_channels
-    if not frame.format.is_planar:
-        array = array.reshape(-1, channels).T  # packed [1, n·C] → [C, n]
-    if array.dtype == np.uint8:
-        return (array.astype(np.float32) - 128.0) / 128.0
-    scale = _INT_SCALE.get(array.dtype)
+    dtype = _SAMPLE_DTYPES.get(frame.format.name.removesuffix("p"))
+    if dtype is None:  # a format without a plain dtype: let PyAV convert it
+        array = frame.to_ndarray()
+        if not frame.format.is_planar:
+            array = array.reshape(-1, channels).T
+        return list(array)
+    if frame.format.is_planar:
+        return [np.frombuffer(plane, dtype, count=frame.samples) for plane in frame.planes]
+    packed = np.frombuffer(frame.planes[0], dtype, count=frame.samples * channels)
+    return list(packed.reshape(-1, channels).T)  # [n·C] → C strided [n] views
+
+
+def _to_float(samples: np.ndarray, out: np.ndarray) -> None:
+    """Native samples → float32 in [−1, 1], written to ``out``."""
+    if samples.dtype == np.uint8:
+        np.subtract(samples, np.float32(128.0), out=out, dtype=np.float32)
+        np.divide(out, np.float32(128.0), out=out)
+        return
+    scale = _INT_SCALE.get(samples.dtype)
     if scale is not None:
-        return (array.astype(np.float64) / scale).astype(np.float32)
-    return array.astype(np.float32, copy=False)
+        # x / 2^k rounded to float32 equals round_f32(x) · 2^-k exactly (scaling by a
+        # power of two commutes with rounding), so float32 arithmetic gives the
+        # bits the float64 division gave, without a float64 temporary.
+        np.multiply(samples, np.float32(1.0 / scale), out=out, dtype=np.float32, casting="unsafe")
+        return
+    np.copyto(out, samples, casting="unsafe")

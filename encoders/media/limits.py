@@ -3,12 +3,19 @@
 Every limit is checked as early as possible: byte size before parsing, declared
 geometry and duration from headers before decoding, and again while decoding
 because headers can lie. Together they bound the memory and CPU time one item
-can cost.
+can cost. ``fidelity`` rides along: it is the one other per-service choice
+``preprocess`` needs, and this object is what the service hands down.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
+#: ``exact``: the reference's pixels. ``fast``: photos decoded at a reduced JPEG
+#: scale and resized by torch (encoders/media/image.py); close, not identical.
+Fidelity = Literal["exact", "fast"]
+FIDELITIES: tuple[Fidelity, ...] = ("exact", "fast")
 
 
 @dataclass(frozen=True)
@@ -42,9 +49,17 @@ class MediaLimits:
     max_video_pixels: int = 4096 * 2160
     #: IMU samples per channel before the pad/crop to 2000.
     max_imu_samples: int = 200_000
+    #: Still-image preprocessing: the reference's exact pixels, or the fast mode.
+    fidelity: Fidelity = "exact"
 
     def __post_init__(self) -> None:
+        if self.fidelity not in FIDELITIES:
+            raise ValueError(
+                f"MediaLimits.fidelity must be one of {FIDELITIES}, got {self.fidelity!r}"
+            )
         for name, value in vars(self).items():
+            if name == "fidelity":
+                continue
             if value <= 0:
                 raise ValueError(f"MediaLimits.{name} must be > 0, got {value}")
         if self.max_aspect_ratio < 1.0:

@@ -13,7 +13,8 @@ Deliberate departures from the reference, all for untrusted input:
 - The decoded size is checked from the header before any pixel is decoded
   (``Image.open`` is lazy): pixel count, longest side, aspect ratio.
 - EXIF orientation is applied (the reference ignores it, so a phone photo taken
-  upright would be fed sideways); images without the tag are unchanged.
+  upright would be fed sideways); images without the tag are unchanged, and
+  not copied (neither is a convert to the mode an image already has).
 - Transparency is flattened onto **white** (the reference's ``convert("RGB")``
   drops alpha and exposes whatever colour sits under transparent pixels, often
   black); an opaque image is unchanged.
@@ -22,11 +23,12 @@ Deliberate departures from the reference, all for untrusted input:
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from .errors import MediaError
 from .limits import MediaLimits
@@ -48,9 +50,16 @@ def _allowed_formats() -> tuple[str, ...]:
 _ALPHA_BACKGROUND = (255, 255, 255)
 
 
-def open_image(data: bytes, limits: MediaLimits) -> Image.Image:
+def open_image(
+    data: bytes,
+    limits: MediaLimits,
+    draft: Callable[[tuple[int, int]], tuple[int, int]] | None = None,
+) -> Image.Image:
     """Open ``data`` lazily, check its header geometry against ``limits``, then decode.
 
+    ``draft(header_size)``, for a JPEG, names the smallest size worth decoding: the
+    decoder then downscales in the DCT domain by the largest of 1/2, 1/4, 1/8 that
+    keeps both sides at least that big (``Image.draft``; the fast fidelity only).
     Returns a loaded, EXIF-upright image in its native mode.
     """
     try:
@@ -58,6 +67,8 @@ def open_image(data: bytes, limits: MediaLimits) -> Image.Image:
         # warnings as errors; either way it means too large (caught below).
         image = Image.open(io.BytesIO(data), formats=_allowed_formats())
         check_geometry(image.size, limits)
+        if draft is not None and image.format in ("JPEG", "MPO"):
+            image.draft(image.mode, draft(image.size))
         image.load()
     except MediaError:
         raise
@@ -68,12 +79,29 @@ def open_image(data: bytes, limits: MediaLimits) -> Image.Image:
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
         # Pillow reports truncated or malformed data with any of these.
         raise MediaError("corrupt", f"image could not be decoded: {exc}") from exc
+    return upright(image)
+
+
+# EXIF orientations that move pixels (1 is "as stored").
+_TRANSPOSING = frozenset(range(2, 9))
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """``image`` turned as its EXIF orientation says; the image itself when there is
+    nothing to turn (``ImageOps.exif_transpose`` would return a full-size copy)."""
     try:
-        upright = ImageOps.exif_transpose(image)
+        if image.getexif().get(ExifTags.Base.Orientation, 1) not in _TRANSPOSING:
+            return image
+        turned = ImageOps.exif_transpose(image)
     except Exception:
         # A malformed EXIF block does not spoil the pixels: keep them as stored.
-        upright = None
-    return upright if upright is not None else image
+        return image
+    return turned if turned is not None else image
+
+
+def to_mode(image: Image.Image, mode: str) -> Image.Image:
+    """``image.convert(mode)``, without the full-size copy it makes when already in ``mode``."""
+    return image if image.mode == mode else image.convert(mode)
 
 
 def check_geometry(size: tuple[int, int], limits: MediaLimits) -> None:
@@ -108,14 +136,17 @@ def flatten_alpha(image: Image.Image) -> Image.Image:
     return image
 
 
+def short_side_size(size: tuple[int, int], short: int = SIZE) -> tuple[int, int]:
+    """(width, height) with the short side ``short`` and long = int(short·long/short side)."""
+    width, height = size
+    if width <= height:
+        return short, int(short * height / width)
+    return int(short * width / height), short
+
+
 def resize_short_side(image: Image.Image, size: int = SIZE) -> Image.Image:
     """Bicubic resize so the short side is ``size`` (long = int(size·long/short))."""
-    width, height = image.size
-    if width <= height:
-        new_w, new_h = size, int(size * height / width)
-    else:
-        new_w, new_h = int(size * width / height), size
-    return image.resize((new_w, new_h), Image.Resampling.BICUBIC)
+    return image.resize(short_side_size(image.size, size), Image.Resampling.BICUBIC)
 
 
 def center_crop(image: Image.Image, size: int = SIZE) -> Image.Image:

@@ -67,14 +67,60 @@ def resample(waveform: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Ten
     """Resample float32 ``[C, L]`` from ``orig_rate`` to ``new_rate`` → ``[C, L']``."""
     if orig_rate == new_rate:
         return waveform
+    return resample_ranges(
+        waveform, orig_rate, new_rate, [(0, output_length(waveform, orig_rate, new_rate))]
+    )
+
+
+def output_length(waveform: torch.Tensor, orig_rate: int, new_rate: int) -> int:
+    """Samples ``resample`` returns: ceil(new·L / orig) in reduced rates (exact integers)."""
+    if orig_rate == new_rate:
+        return int(waveform.shape[1])
+    orig, new, _ = reduced_rates(orig_rate, new_rate)
+    return -(-new * int(waveform.shape[1]) // orig)
+
+
+def resample_ranges(
+    waveform: torch.Tensor, orig_rate: int, new_rate: int, ranges: list[tuple[int, int]]
+) -> torch.Tensor:
+    """``resample`` computed only over the output sample ``ranges`` [start, end); the
+    other samples are 0. The values, shape and strides inside the ranges are those of
+    ``resample``: each polyphase frame is one dot product over its own window, so
+    convolving a slice gives the same bits as convolving the whole signal.
+
+    Why: ImageBind reads three 2 s clips, so a long recording needs a few seconds
+    resampled, not all of it.
+    """
     if orig_rate <= 0 or new_rate <= 0:
         raise MediaError("unsupported_format", f"sample rate {orig_rate} Hz is not valid")
     orig, new, width = reduced_rates(orig_rate, new_rate)
+    kernel = _sinc_kernel(orig, new, width)  # [new, 1, K]
+    taps = kernel.shape[-1]
     channels, length = waveform.shape
-    padded = F.pad(waveform, (width, width + orig))  # [C, width + L + width + orig]
-    # [C, 1, Lp] * [new, 1, K] stride orig → [C, new, frames]; frame f phase i is
-    # output sample f·new + i, so interleave by transposing to [C, frames, new].
-    phased = F.conv1d(padded[:, None, :], _sinc_kernel(orig, new, width), stride=orig)
-    out = phased.transpose(1, 2).reshape(channels, -1)
+    # Frames of F.pad(waveform, (width, width + orig)) convolved with stride orig.
+    frames = (length + 2 * width + orig - taps) // orig + 1
+    out = torch.zeros(channels, frames, new)  # frame f phase i is output sample f·new + i
+    for start, end in _frame_spans(ranges, new, frames):
+        # Input of frames [start, end) in padded coordinates, zero outside the signal.
+        first, last = start * orig - width, (end - 1) * orig + taps - width
+        window = torch.zeros(channels, last - first)
+        window[:, max(0, -first) : min(length, last) - first] = waveform[:, max(0, first) : last]
+        # [C, 1, W] * [new, 1, K] stride orig → [C, new, end − start]
+        phased = F.conv1d(window[:, None, :], kernel, stride=orig)
+        out[:, start:end] = phased.transpose(1, 2)
     target = -(-new * length // orig)  # ceil(new·L / orig), exact in integers
-    return out[:, :target]
+    return out.reshape(channels, -1)[:, :target]
+
+
+def _frame_spans(ranges: list[tuple[int, int]], new: int, frames: int) -> list[tuple[int, int]]:
+    """Output sample ranges → merged, sorted polyphase frame ranges [start, end)."""
+    spans = sorted(
+        (start // new, min(frames, -(-end // new))) for start, end in ranges if end > start
+    )
+    merged: list[tuple[int, int]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        elif start < end:
+            merged.append((start, end))
+    return merged

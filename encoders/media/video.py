@@ -12,13 +12,15 @@ pytorchvideo ``EncodedVideo``):
 5. 3 crops of 224 at offsets 0, ceil((L − 224)/2), L − 224 along the long side;
    output index = clip·3 + crop.
 
-Decoding uses PyAV ``rgb24`` (identical to decord's RGB on the fixtures). Frames
-are decoded in order, only the ≤ 10 sampled ones are converted and resized (one
-at a time, so resizing per frame equals the reference's per-clip resize), and
-decoding stops after the last one. Departures: a clip whose frame range is empty
-(fps far below 1) uses its nearest frame instead of failing; if a stream has
-fewer frames than its header declares, the plan is redone once with the real
-count.
+Decoding uses PyAV ``rgb24`` (identical to decord's RGB on the fixtures). The
+container is opened once: headers are checked, packets are indexed without
+decoding, and only the ≤ 10 sampled frames are decoded where the stream allows
+it (``video_decode.py``; the output is bit-identical to decoding every frame in
+order, which remains the fallback). Sampled frames are converted one at a time
+(resizing per frame equals the reference's per-clip resize) through one reused
+float buffer. Departures: a clip whose frame range is empty (fps far below 1)
+uses its nearest frame instead of failing; if a stream has fewer frames than
+its header declares, the plan is redone once with the real count.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from .container import VIDEO_DEMUXERS, open_container
 from .errors import MediaError
 from .image import normalize_clip
 from .limits import MediaLimits
+from .video_decode import decode_selected, decode_sequential, frame_ranks, index_packets
 
 SIZE = 224
 CLIPS = 5
@@ -43,20 +46,40 @@ CROPS = 3
 
 def preprocess_video(data: bytes, limits: MediaLimits) -> torch.Tensor:
     """Encoded video bytes → float32 ``[1, 15, 3, 2, 224, 224]``."""
-    count, fps = _probe(data, limits)
-    plan = frame_plan(count, fps)
-    frames, decoded = _decode_frames(data, _indices(plan), limits)
-    if len(frames) < len(_indices(plan)):
-        # Fewer frames than declared: plan again over what the stream really holds.
-        if decoded == 0:
-            raise MediaError("too_short", "the video stream decodes to no frames")
-        plan = frame_plan(decoded, fps)
-        frames, _ = _decode_frames(data, _indices(plan), limits)
-    entries = []
-    for first, last in plan:
-        clip = torch.stack([frames[first], frames[last]], dim=1)  # [3, 2, H', W']
-        entries.extend(spatial_crops(clip))
-    return torch.stack(entries).unsqueeze(0)  # [1, 15, 3, 2, 224, 224]
+    resizer = FrameResizer()
+
+    def check(frame: av.VideoFrame) -> None:
+        _check_frame_size(frame.width, frame.height, limits)
+
+    def convert(frame: av.VideoFrame) -> torch.Tensor:
+        return resizer(torch.from_numpy(frame.to_ndarray(format="rgb24")))  # [H, W, 3]
+
+    with open_container(data, VIDEO_DEMUXERS, "video") as container:
+        stream, fps = _probe(container, limits)
+        cap = min(limits.max_video_frames, math.floor(limits.max_video_seconds * fps))
+        packets = index_packets(container, stream, cap)
+        count = stream.frames or len(packets)  # the header's count, as the reference reads it
+        _check_count(count, fps, limits)
+        plan = frame_plan(count, fps)
+        codec = stream.codec_context
+        ranks = frame_ranks(packets, bool(codec.has_b_frames)) if count == len(packets) else None
+        frames = None
+        if ranks is not None:
+            frames = decode_selected(codec, packets, ranks, _indices(plan), check, convert)
+        if frames is None:
+            frames, decoded = decode_sequential(codec, packets, _indices(plan), check, convert)
+            if len(frames) < len(_indices(plan)):
+                # Fewer frames than declared: plan again over what the stream really holds.
+                if decoded == 0:
+                    raise MediaError("too_short", "the video stream decodes to no frames")
+                plan = frame_plan(decoded, fps)
+                frames, _ = decode_sequential(codec, packets, _indices(plan), check, convert)
+    out = torch.empty(1, CLIPS * CROPS, 3, 2, SIZE, SIZE)
+    for clip, (first, last) in enumerate(plan):
+        pair = torch.stack([frames[first], frames[last]], dim=1)  # [3, 2, H', W']
+        for crop, view in enumerate(spatial_crops(pair)):
+            out[0, clip * CROPS + crop] = view
+    return out  # [1, 15, 3, 2, 224, 224]
 
 
 def frame_plan(count: int, fps: float) -> list[tuple[int, int]]:
@@ -77,16 +100,37 @@ def _indices(plan: list[tuple[int, int]]) -> set[int]:
     return {index for pair in plan for index in pair}
 
 
+class FrameResizer:
+    """uint8 ``[H, W, 3]`` → normalised float32 ``[3, H', W']``, short side 224 (step 4).
+
+    One float buffer, channels-last like the decoded frame, is reused for every
+    frame of a video: no full-size temporaries per frame. The resize runs on the
+    buffer viewed as ``[3, 1, H, W]`` (3 images of 1 channel), which keeps torch
+    on its generic bilinear kernel whatever its intra-op thread count; a
+    ``[1, 3, H, W]`` input switches to another kernel with one thread (torch
+    picks it for C == 3), which moves results by ~5e-7.
+    """
+
+    def __init__(self) -> None:
+        self._buffer: torch.Tensor | None = None
+
+    def __call__(self, rgb: torch.Tensor) -> torch.Tensor:
+        height, width = rgb.shape[:2]
+        if width < height:
+            size = (math.floor(height / width * SIZE), SIZE)
+        else:
+            size = (SIZE, math.floor(width / height * SIZE))
+        if self._buffer is None or self._buffer.shape != rgb.shape:
+            self._buffer = torch.empty(rgb.shape, dtype=torch.float32)
+        frame = self._buffer.copy_(rgb).div_(255.0)  # [H, W, 3], same rounding as x / 255.0
+        planes = frame.permute(2, 0, 1).unsqueeze(1)  # [3, 1, H, W] view
+        scaled = F.interpolate(planes, size=size, mode="bilinear", align_corners=False)
+        return normalize_clip(scaled[:, 0])  # [3, H', W']
+
+
 def process_frame(rgb: torch.Tensor) -> torch.Tensor:
-    """uint8 ``[H, W, 3]`` → normalised float32 ``[3, H', W']``, short side 224 (step 4)."""
-    height, width = rgb.shape[:2]
-    if width < height:
-        size = (math.floor(height / width * SIZE), SIZE)
-    else:
-        size = (SIZE, math.floor(width / height * SIZE))
-    frame = rgb.permute(2, 0, 1).contiguous().to(torch.float32) / 255.0  # [3, H, W]
-    scaled = F.interpolate(frame[None], size=size, mode="bilinear", align_corners=False)
-    return normalize_clip(scaled[0])
+    """One frame through a fresh ``FrameResizer`` (uint8 ``[H, W, 3]`` → ``[3, H', W']``)."""
+    return FrameResizer()(rgb)
 
 
 def spatial_crops(clip: torch.Tensor) -> list[torch.Tensor]:
@@ -104,63 +148,31 @@ def spatial_crops(clip: torch.Tensor) -> list[torch.Tensor]:
     return crops
 
 
-def _probe(data: bytes, limits: MediaLimits) -> tuple[int, float]:
-    """Frame count and average fps, refusing over-limit geometry/duration from headers."""
-    with open_container(data, VIDEO_DEMUXERS, "video") as container:
-        if not container.streams.video:
-            raise MediaError("no_video_stream", "the file holds no video stream")
-        stream = container.streams.video[0]
-        _check_frame_size(stream.codec_context.width, stream.codec_context.height, limits)
-        rate = stream.average_rate or stream.guessed_rate
-        if not rate or rate <= 0:
-            raise MediaError("corrupt", "the video stream declares no frame rate")
-        fps = float(rate)
-        if container.duration and container.duration / av.time_base > limits.max_video_seconds:
-            raise MediaError("too_long", _too_long(container.duration / av.time_base, limits))
-        count = stream.frames or _count_packets(container, stream, fps, limits)
+def _probe(
+    container: av.container.InputContainer, limits: MediaLimits
+) -> tuple[av.video.stream.VideoStream, float]:
+    """The first video stream and its average fps, refusing over-limit geometry or
+    duration from the headers before any packet is read."""
+    if not container.streams.video:
+        raise MediaError("no_video_stream", "the file holds no video stream")
+    stream = container.streams.video[0]
+    _check_frame_size(stream.codec_context.width, stream.codec_context.height, limits)
+    rate = stream.average_rate or stream.guessed_rate
+    if not rate or rate <= 0:
+        raise MediaError("corrupt", "the video stream declares no frame rate")
+    fps = float(rate)
+    if container.duration and container.duration / av.time_base > limits.max_video_seconds:
+        raise MediaError("too_long", _too_long(container.duration / av.time_base, limits))
+    if stream.frames:
+        _check_count(stream.frames, fps, limits)
+    return stream, fps
+
+
+def _check_count(count: int, fps: float, limits: MediaLimits) -> None:
     if count <= 0:
         raise MediaError("too_short", "the video stream has no frames")
     if count > limits.max_video_frames or count / fps > limits.max_video_seconds:
         raise MediaError("too_long", _too_long(count / fps, limits))
-    return count, fps
-
-
-def _count_packets(
-    container: av.container.InputContainer,
-    stream: av.video.stream.VideoStream,
-    fps: float,
-    limits: MediaLimits,
-) -> int:
-    """Frame count of a container that does not store it (Matroska, WebM): demux only."""
-    cap = min(limits.max_video_frames, math.floor(limits.max_video_seconds * fps))
-    count = 0
-    for packet in container.demux(stream):
-        if packet.size:
-            count += 1
-            if count > cap:
-                raise MediaError("too_long", _too_long(count / fps, limits))
-    return count
-
-
-def _decode_frames(
-    data: bytes, wanted: set[int], limits: MediaLimits
-) -> tuple[dict[int, torch.Tensor], int]:
-    """Decode in order up to the last wanted index → ({index: frame}, frames decoded)."""
-    last = max(wanted)
-    frames: dict[int, torch.Tensor] = {}
-    decoded = 0
-    with open_container(data, VIDEO_DEMUXERS, "video") as container:
-        stream = container.streams.video[0]
-        for index, frame in enumerate(container.decode(stream)):
-            decoded = index + 1
-            # Headers can lie: check every decoded frame, before converting any.
-            _check_frame_size(frame.width, frame.height, limits)
-            if index in wanted:
-                rgb = torch.from_numpy(frame.to_ndarray(format="rgb24"))  # [H, W, 3]
-                frames[index] = process_frame(rgb)
-            if index >= last:
-                break
-    return frames, decoded
 
 
 def _check_frame_size(width: int, height: int, limits: MediaLimits) -> None:

@@ -103,6 +103,9 @@ def engine_args(settings: Settings, layout: ModelLayout, manifest: Manifest, lor
         "enforce_eager": settings.enforce_eager,
         "disable_log_stats": True,
         "enable_log_requests": False,
+        # On by default in vLLM for Llama; named here so a setting can turn it off
+        # (bench/multiturn.py measures both).
+        "enable_prefix_caching": settings.enable_prefix_caching,
     }
     if device == "cpu":
         # On CPU gpu_memory_utilization would reserve a fraction of host RAM;

@@ -78,7 +78,7 @@ async def build_worker(
         cache=cache if cache is not None else create_cache(settings, metrics),
         metrics=metrics,
         served=served_models(settings, manifest, layout, engine.served_model_names),
-        fingerprint=encoder_fingerprint(layout, manifest, dtype),
+        fingerprint=encoder_fingerprint(layout, manifest, dtype, settings.media_fidelity),
         slots=SlotQueue(
             max_running=settings.max_num_seqs,
             max_waiting=settings.max_queue_size,
@@ -90,7 +90,7 @@ async def build_worker(
 
 
 def media_limits(settings: Settings) -> MediaLimits:
-    return MediaLimits(max_bytes=settings.max_media_bytes)
+    return MediaLimits(max_bytes=settings.max_media_bytes, fidelity=settings.media_fidelity)
 
 
 def served_models(
@@ -114,15 +114,21 @@ def served_models(
     return ModelRouting(models=models, lora_of=lora_of)
 
 
-def encoder_fingerprint(layout: ModelLayout, manifest: Manifest, dtype: torch.dtype) -> str:
-    """Names the encoder weights, config, dtype and feature definition: the cache key's head."""
+def encoder_fingerprint(
+    layout: ModelLayout, manifest: Manifest, dtype: torch.dtype, fidelity: str = "exact"
+) -> str:
+    """Names the encoder weights, config, dtype, feature definition and (when not exact)
+    the media fidelity: the cache key's head."""
     weights = manifest.sources.get("imagebind", {}).get("sha256")
     if not weights:  # converted without checksums: size+name is the best cheap stand-in
         weights = f"{layout.imagebind.name}:{layout.imagebind.stat().st_size}"
     config = (
         json.loads(layout.imagebind_config.read_text()) if layout.imagebind_config.exists() else {}
     )
-    text = json.dumps([FEATURE_VERSION, weights, config, str(dtype)], sort_keys=True)
+    parts: list[object] = [FEATURE_VERSION, weights, config, str(dtype)]
+    if fidelity != "exact":  # fast-mode features are close, not equal: never share entries
+        parts.append(fidelity)
+    text = json.dumps(parts, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

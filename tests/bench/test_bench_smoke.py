@@ -39,6 +39,10 @@ def test_bench_smoke(tmp_path: Path, weights_dir: Path) -> None:
             "--warmup=1",
             "--cache-requests=2",
             "--batching-rounds=1",
+            "--open-items=8",
+            "--media-size=tiny",
+            "--multiturn-conversations=1",
+            "--multiturn-turns=3",
             "--server-env=PANDAGPT_ENFORCE_EAGER=true",  # no torch.compile: a faster start
         ]
     )
@@ -51,7 +55,14 @@ def test_bench_smoke(tmp_path: Path, weights_dir: Path) -> None:
     assert [r["concurrency"] for r in written["service"]] == [1, 2]
     assert [r["concurrency"] for r in written["reference"]] == [1, 2]
     assert set(written["ratios"]["2"]) >= {"requests_per_s", "ttft_p50_s", "e2e_p95_s"}
-    assert {"cache", "batching", "targets", "machine"} <= set(written)
+    assert {"cache", "batching", "targets", "machine", "media", "multiturn"} <= set(written)
+    assert written["batching"]["open_on_items_per_s"] > 0
+    assert all(level["client_cpu_share"] > 0 for level in written["service"])
+    assert written["client_comparison"][0]["path"] == "service-openai-client"
+    multiturn = written["multiturn"]
+    assert multiturn["prefix_caching"]["engine_says"] is True
+    assert multiturn["no_prefix_caching"]["engine_says"] is False
+    assert all(multiturn["rows"]["prefix_bit_identical"])
     png = (tmp_path / "out" / "bench.png").read_bytes()
     assert png.startswith(b"\x89PNG")
 

@@ -7,7 +7,9 @@ chat content part carrying the bytes as a `data:` URL (or `input_audio`), across
 modalities: truncated and corrupt files of every supported format, wrong magic bytes,
 formats sent to the wrong modality, decompression bombs and 100k x 100k headers, a GIF of
 thousands of frames, audio with absurd rates / channel counts / hour-long durations,
-video without a video stream, without frames or gigantic, IMU with NaN/inf or bad shapes,
+video without a video stream, without frames or gigantic, video built against the
+frame-selective decoder (frames that grow past the limit after a keyframe it seeks to,
+a header claiming frames that do not decode), IMU with NaN/inf or bad shapes,
 base64 that is not base64, data: URLs with the wrong media type, and empty bodies.
 Each case is small on the wire (the worst decompress to gigabytes if decoded naively).
 """
@@ -165,6 +167,7 @@ _AV_VIDEO = {  # format -> (container, codec)
     "mkv": ("matroska", "mpeg4"),
     "webm": ("webm", "libvpx"),
     "avi": ("avi", "mjpeg"),
+    "avi-mpeg4": ("avi", "mpeg4"),
 }
 
 
@@ -508,6 +511,57 @@ def patch_mp4_dims(data: bytes) -> bytes:
     return bytes(out)
 
 
+def _avi_stream(segments: list[tuple[int, tuple[int, int], bool]]) -> bytes:
+    """One AVI video stream spliced from MPEG-4 segments of (frames, size, noise); each
+    segment starts with a keyframe carrying its own size (the header has the first's)."""
+    parts = [encode_video("avi-mpeg4", frames, size, noise) for frames, size, noise in segments]
+    out = io.BytesIO()
+    sources = [av.open(io.BytesIO(part)) for part in parts]
+    try:
+        with av.open(out, "w", format="avi") as dst:
+            stream = dst.add_stream_from_template(sources[0].streams.video[0])
+            index = 0
+            for src in sources:
+                for packet in src.demux(src.streams.video[0]):
+                    if not packet.size:
+                        continue
+                    packet.stream, packet.pts, packet.dts = stream, index, index
+                    dst.mux(packet)
+                    index += 1
+    finally:
+        for src in sources:
+            src.close()
+    return out.getvalue()
+
+
+def _claims_frames(data: bytes, frames: int) -> bytes:
+    """AVI whose stream header (strh dwLength) claims ``frames`` frames."""
+    out = bytearray(data)
+    at = data.find(b"strh") + 8 + 32  # chunk id, size, then fccType … dwStart
+    out[at : at + 4] = struct.pack("<I", frames)
+    return bytes(out)
+
+
+def seek_cases() -> Iterator[Case]:
+    """Video made to defeat frame-selective decoding (encoders/media/video_decode.py).
+
+    Streams that merely defeat seeking but decode (no keyframe after frame 0, pts that
+    jump backwards, packets without pts) are valid input: they are in the unit suite
+    (tests/unit/encoders/media/test_media_video_seek.py), which checks the fallback's
+    output. These must be refused, after the decoder has jumped."""
+    # 64×48 in the header and for 4 s, then a keyframe at 4800×4800: the sampler's last
+    # frames sit after it, so the seek lands on frames over the pixel limit.
+    grows = _avi_stream([(24, (64, 48), True), (2, (4800, 4800), False)])
+    yield url_case("avi-frames-grow-after-keyframe", "video", grows, MIME["avi"])
+    # The header claims 900 frames; every frame chunk is zeros (nothing decodes).
+    hollow = bytearray(_claims_frames(encode_video("avi-mpeg4", 24), 900))
+    at = hollow.find(b"movi")
+    while (at := hollow.find(b"00dc", at + 4)) > 0:
+        (size,) = struct.unpack("<I", hollow[at + 4 : at + 8])
+        hollow[at + 8 : at + 8 + size] = bytes(size)
+    yield url_case("avi-claims-900-frames-none-decode", "video", bytes(hollow), MIME["avi"])
+
+
 def imu_cases() -> Iterator[Case]:
     good = np.random.default_rng(3).standard_normal((6, 2000)).astype(np.float32)
     arrays: dict[str, np.ndarray] = {}
@@ -569,6 +623,7 @@ GENERATORS: tuple[Callable[[], Iterator[Case]], ...] = (
     wrong_modality_cases,
     data_url_cases,
     bomb_cases,
+    seek_cases,
     imu_cases,
     empty_cases,
 )

@@ -227,3 +227,15 @@ def test_unknown_modality_is_a_caller_error():
 def test_reason_codes_are_checked():
     with pytest.raises(ValueError):
         MediaError("nope", "x")
+
+
+def test_video_built_against_seeking_is_refused():
+    """The corpus's seek-defeating cases (tests/hardening/make_corpus.py): refused, quickly.
+    Seek-defeating streams that decode are in test_media_video_seek.py."""
+    from tests.hardening.make_corpus import seek_cases
+
+    reasons = {case.name: _reason(case.modality, case.raw) for case in seek_cases()}
+    assert reasons == {
+        "avi-frames-grow-after-keyframe": "too_large",
+        "avi-claims-900-frames-none-decode": "corrupt",
+    }

@@ -82,13 +82,11 @@ def test_matroska_frame_count_comes_from_packets(make):
     assert preprocess("video", make.video(frames, 20, "matroska"), MediaLimits()).shape[1] == 15
 
 
-def test_header_overstating_the_frame_count_is_replanned(make, monkeypatch):
+def test_header_overstating_the_frame_count_is_replanned(make):
     """A stream with fewer frames than declared is planned again over the real count."""
-    import encoders.media.video as video
+    from tests.unit.encoders.media.streams import claims_more_frames
 
-    data = make.video(make.frames(30, 48, 64), 15)
+    data = make.video(make.frames(30, 48, 64), 15, "avi")
     honest = preprocess("video", data)
-    real_probe = video._probe
-    monkeypatch.setattr(video, "_probe", lambda d, lim: (real_probe(d, lim)[0] + 45, 15.0))
     # 75 declared frames (5 s) but 30 decoded: the second plan uses 30, as if honest.
-    assert torch.equal(preprocess("video", data), honest)
+    assert torch.equal(preprocess("video", claims_more_frames(data, 75)), honest)
