@@ -464,12 +464,14 @@ def test_gateway_killed_with_streams_in_flight(
     gateway = split.procs["gateway"]
 
     def kill() -> None:
-        # All four streams are still generating (400 tokens each): none can end cleanly.
+        # All four streams are still generating (1000 tokens each): none can end cleanly.
         assert sum(_worker_running(split).values()) == 4
         kill_group(gateway, signal.SIGKILL)
 
     _wait(lambda: _healthy(split, "worker-a") and _healthy(split, "worker-b"), 30, "both workers")
-    results = asyncio.run(_streams_then(split, model, 4, kill))
+    # As long as the 1024-token context allows: the first stream must still be far from its
+    # end when the fourth has started (a 400-token one once finished before the kill landed).
+    results = asyncio.run(_streams_then(split, model, 4, kill, max_tokens=1000))
     errors = sorted({r.transport_error or "none" for r in results})
     record_property("gateway_kill_client_errors", str(errors))
     print(f"gateway SIGKILL: client errors {errors}")

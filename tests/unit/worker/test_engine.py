@@ -5,6 +5,7 @@ One engine for the module (start-up ≈ 20-40 s on this CPU)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -117,6 +118,23 @@ async def test_closing_the_stream_aborts_the_request(engine, embeds) -> None:
     assert engine.num_unfinished_requests() == 1
     await stream.aclose()  # the caller went away
     assert await wait_idle(engine) == 0
+
+
+async def test_cancelling_a_stream_of_several_choices_aborts_every_one(engine, embeds) -> None:
+    several = SamplingSettings(max_tokens=400, temperature=1.0, top_p=1.0, n=4, ignore_eos=True)
+    started = asyncio.Event()
+
+    async def consume() -> None:
+        async for _ in engine.generate(embeds, several, "gone-n"):
+            started.set()
+
+    task = asyncio.create_task(consume())
+    await asyncio.wait_for(started.wait(), 10)
+    assert engine.num_unfinished_requests() >= 1
+    task.cancel()  # the worker's pump task is cancelled when its caller leaves
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert await wait_idle(engine) == 0  # all four choices stopped
 
 
 async def test_cancelling_the_consumer_aborts_the_request(engine, embeds) -> None:
