@@ -102,24 +102,23 @@ def ensure_demo_weights(root: Path) -> Path:
 
 @dataclass
 class HealthWatch:
+    """Polls /health/live from its own thread, timing every answer."""
+
     url: str
     slowest_s: float = 0.0
-    failures: int = 0
-    _stop: threading.Event = field(default_factory=threading.Event)
+    failures: list[str] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
         with httpx.Client(timeout=30) as client:
-            while not self._stop.is_set():
+            while not self.stop.is_set():
                 start = time.perf_counter()
                 try:
                     client.get(f"{self.url}/health/live").raise_for_status()
-                except httpx.HTTPError:
-                    self.failures += 1
+                except httpx.HTTPError as exc:
+                    self.failures.append(repr(exc))
                 self.slowest_s = max(self.slowest_s, time.perf_counter() - start)
-                time.sleep(0.1)
-
-    def stop(self) -> None:
-        self._stop.set()
+                self.stop.wait(0.1)
 
 
 def flood_body(model: str, image_mb: float) -> bytes:
@@ -191,7 +190,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         watcher.start()
         print(f"flooding {front.url}: {args.requests} x {len(body) / 2**20:.1f} MiB", flush=True)
         statuses = asyncio.run(send_all(front.url, body, args.requests))
-        watch.stop()
+        watch.stop.set()
         watcher.join()
         time.sleep(2)  # let the allocator give back what it will
         peak = {s.name: rss_kib(s.popen.pid, "VmHWM") for s in servers}
@@ -214,7 +213,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 k: round((peak[k] - before[k]) * 1024 / in_flight_bytes, 2) for k in peak
             },
             "slowest_health_s": round(watch.slowest_s, 3),
-            "health_failures": watch.failures,
+            "health_failures": len(watch.failures),
             "event_loop_lag_max_s": {s.name: loop_lag(s.url) for s in servers},
             "valid_request_after": valid,
         }

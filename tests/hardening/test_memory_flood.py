@@ -21,16 +21,16 @@ import asyncio
 import base64
 import io
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 from PIL import Image
 
+from bench.flood import HealthWatch
 from tests.hardening.harness import proc_status_kib, serve_all_in_one, split_deployment
 from tests.utils.processes import media_server, metric_value
 
@@ -105,27 +105,6 @@ def deployment(
         ) as split:
             pids = {name: proc.popen.pid for name, proc in split.procs.items()}
             yield Deployment(split.gateway, pids, {"gateway": split.gateway, **split.workers})
-
-
-@dataclass
-class HealthWatch:
-    """Polls /health/live from its own thread, timing every answer."""
-
-    url: str
-    slowest_s: float = 0.0
-    failures: list[str] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        with httpx.Client(timeout=10) as client:
-            while not self.stop.is_set():
-                start = time.perf_counter()
-                try:
-                    client.get(f"{self.url}/health/live").raise_for_status()
-                except httpx.HTTPError as exc:
-                    self.failures.append(repr(exc))
-                self.slowest_s = max(self.slowest_s, time.perf_counter() - start)
-                self.stop.wait(0.1)
 
 
 async def flood(url: str, model: str, parts: list[str]) -> Counter[tuple[int | str, str]]:
