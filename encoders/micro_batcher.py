@@ -18,6 +18,11 @@ Failure isolation: preprocessing and shape checks happen per item, before
 batching, so a bad item fails only its own caller. If a batched forward raises,
 its items are retried one by one, so only the item that causes it fails.
 A caller that gives up (cancellation) is dropped from its batch.
+
+Tracing goes through an optional `EncoderTracer` that the service passes in
+(this package imports nothing of the service, nor OpenTelemetry): one span per
+item's preprocessing, and one per batched forward, linked to the requests whose
+items it holds. Without one, nothing is traced.
 """
 
 from __future__ import annotations
@@ -27,20 +32,22 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from encoders.cuda_graphs import GraphedHeads
 from encoders.imagebind.config import IMAGE_SIZE, IMU_CHANNELS, IMU_LENGTH
 from encoders.imagebind.model import ImageBindModel
 from encoders.media.threads import single_threaded_torch, usable_cpus
 
 if TYPE_CHECKING:
+    from encoders.gpu_jpeg_stage import GpuJpegStage
     from encoders.imagebind.tokenizer import CLIPTokenizer
     from encoders.media import MediaLimits
 
@@ -50,6 +57,27 @@ Want = Literal["pandagpt", "embed"]
 BatchKey = tuple[str, tuple[int, ...]]
 # Called after each successful forward: (modality, batch size, forward seconds).
 BatchObserver = Callable[[str, int, float], None]
+
+
+class EncoderTracer(Protocol):
+    """Tracing hooks (service.telemetry provides them when tracing is on)."""
+
+    def span(
+        self, name: str, attributes: Mapping[str, str | int | float]
+    ) -> contextlib.AbstractContextManager[Any]:
+        """A span in the caller's trace, current inside the block."""
+        ...
+
+    def capture(self) -> object:
+        """The caller's trace position, taken when its item is queued."""
+        ...
+
+    def linked_span(
+        self, name: str, attributes: Mapping[str, str | int | float], callers: Sequence[object]
+    ) -> contextlib.AbstractContextManager[Any]:
+        """A span for work done for all `callers` (what `capture` returned) at once."""
+        ...
+
 
 # API modality name -> ImageBind tower.
 TOWERS: dict[str, str] = {
@@ -95,6 +123,7 @@ class _Pending:
     want: Want
     future: asyncio.Future[Tensor]
     queued_at: float
+    caller: object = None  # EncoderTracer.capture(), when tracing
 
 
 class Encoder:
@@ -112,6 +141,9 @@ class Encoder:
         tokenizer: CLIPTokenizer | None = None,
         limits: MediaLimits | None = None,
         on_batch: BatchObserver | None = None,
+        tracer: EncoderTracer | None = None,
+        cuda_graphs: bool = False,
+        gpu_jpeg: bool = False,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
@@ -124,7 +156,13 @@ class Encoder:
         self.max_wait_s = max_wait_ms / 1000.0
         self.limits = limits
         self.on_batch = on_batch
+        self.tracer = tracer
         self.stats = EncoderStats()
+        # GPU-only paths, ignored elsewhere: encoders/cuda_graphs.py, encoders/gpu_jpeg_stage.py.
+        on_cuda = self.device.type == "cuda"
+        graphs = cuda_graphs and on_cuda
+        self._heads = GraphedHeads(self.model, max_batch_size=max_batch_size) if graphs else None
+        self._gpu_jpeg = self._gpu_jpeg_stage() if gpu_jpeg and on_cuda else None
         self._tokenizer = tokenizer
         cpus = usable_cpus()
         self.preprocess_workers = max(1, min(preprocess_workers or cpus, cpus))
@@ -190,6 +228,8 @@ class Encoder:
                 if not p.future.done():
                     p.future.set_exception(RuntimeError("encoder closed"))
         self._queues.clear()
+        if self._gpu_jpeg is not None:
+            await self._gpu_jpeg.aclose()
         self._preprocess_pool.shutdown(wait=False, cancel_futures=True)
         # Waits for a forward in progress without blocking the event loop.
         await asyncio.to_thread(self._forward_pool.shutdown, True)
@@ -201,13 +241,33 @@ class Encoder:
         await self.aclose()
 
     # ------------------------------------------------------------ per-item steps
+    def _gpu_jpeg_stage(self) -> GpuJpegStage | None:
+        from encoders.gpu_jpeg_stage import GpuJpegStage
+        from encoders.media import MediaLimits
+        from encoders.media.gpu_jpeg import gpu_jpeg_available
+
+        if not gpu_jpeg_available(self.device):
+            logger.warning("no nvJPEG (torchvision) on %s: JPEGs decode on the CPU", self.device)
+            return None
+        limits = self.limits or MediaLimits()
+        return GpuJpegStage(self.device, limits, max_batch_size=self.max_batch_size)
+
     async def _preprocess(self, modality: str, data: bytes) -> Tensor:
         from encoders.media import preprocess  # lazy: media decoding libraries are heavy
 
+        if modality == "image" and self._gpu_jpeg is not None:
+            on_device = await self._gpu_jpeg.preprocess(data)
+            if on_device is not None:
+                return on_device
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._preprocess_pool, preprocess, modality, data, self.limits
-        )
+        if self.tracer is None:
+            return await loop.run_in_executor(
+                self._preprocess_pool, preprocess, modality, data, self.limits
+            )
+        with self.tracer.span("encoder.preprocess", {"modality": modality, "bytes": len(data)}):
+            return await loop.run_in_executor(
+                self._preprocess_pool, preprocess, modality, data, self.limits
+            )
 
     def _tokenize(self, text: str) -> Tensor:
         if self._tokenizer is None:
@@ -248,7 +308,7 @@ class Encoder:
                 raise ValueError(f"text input must be int64 token ids, got {x.dtype}")
         elif not x.is_floating_point():
             raise ValueError(f"{modality} input must be floating point, got {x.dtype}")
-        return x.detach().cpu()
+        return x.detach() if x.device == self.device else x.detach().cpu()
 
     async def _submit(self, modality: str, tensor: Tensor, want: Want) -> Tensor:
         if self._closed:
@@ -257,7 +317,9 @@ class Encoder:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Tensor] = loop.create_future()
         key: BatchKey = (TOWERS[modality], tuple(x.shape))
-        self._queues.setdefault(key, []).append(_Pending(x, want, future, time.monotonic()))
+        caller = self.tracer.capture() if self.tracer is not None else None
+        pending = _Pending(x, want, future, time.monotonic(), caller)
+        self._queues.setdefault(key, []).append(pending)
         if self._worker is None or self._worker.done():
             self._arrived = asyncio.Event()
             self._worker = loop.create_task(self._run(), name="imagebind-batcher")
@@ -286,8 +348,9 @@ class Encoder:
                 if remaining <= 0:
                     break
                 arrived.clear()
-                try:
-                    await asyncio.wait_for(arrived.wait(), remaining)
+                try:  # (asyncio.wait_for on 3.11 may drop aclose()'s cancellation)
+                    async with asyncio.timeout(remaining):
+                        await arrived.wait()
                 except TimeoutError:
                     break
             taken = queue[: self.max_batch_size]
@@ -299,6 +362,14 @@ class Encoder:
                 await self._run_batch(key, batch)
 
     async def _run_batch(self, key: BatchKey, batch: list[_Pending]) -> None:
+        if self.tracer is None:
+            await self._forward_batch(key, batch)
+            return
+        attributes = {"modality": batch_modality(key), "batch_size": len(batch)}
+        with self.tracer.linked_span("encoder.batch", attributes, [p.caller for p in batch]):
+            await self._forward_batch(key, batch)
+
+    async def _forward_batch(self, key: BatchKey, batch: list[_Pending]) -> None:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         self.stats.forward_calls += 1
@@ -345,7 +416,10 @@ class Encoder:
             x = torch.stack(items).to(self.device, non_blocking=True)  # (B, ...)
             if x.is_floating_point():
                 x = x.to(self.dtype)
-            head, num_clips = model.encode_heads(tower, x)
+            if self._heads is not None:
+                head, num_clips = self._heads(tower, x)
+            else:
+                head, num_clips = model.encode_heads(tower, x)
             out: dict[Want, Tensor] = {}
             if "pandagpt" in wants:
                 out["pandagpt"] = model.postprocess(tower, head, num_clips, pandagpt=True).cpu()

@@ -45,6 +45,16 @@ CONSTRAINTS: dict[str, dict[str, Any]] = {
     "gateway.autoscaling.targetCPUUtilizationPercentage": {"minimum": 1, "maximum": 100},
     "gateway.terminationGracePeriodSeconds": {"minimum": 0},
     "worker.replicaCount": {"minimum": 0},
+    "worker.groups": {
+        "items": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {
+                "name": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?$"},
+                "weights": {"type": "object"},
+            },
+        }
+    },
     "worker.port": _PORT,
     "worker.service.port": _PORT,
     "worker.image.digest": {"pattern": "^(sha256:[a-f0-9]{64})?$"},
@@ -76,6 +86,17 @@ CONSTRAINTS: dict[str, dict[str, Any]] = {
     "redis.maxmemory": {"pattern": "^[0-9]+(b|kb|mb|gb|k|m|g)?$"},
     "redis.external.url": {"pattern": "^(rediss?://.+)?$"},
     "metrics.serviceMonitor.interval": {"pattern": "^[0-9]+(ms|s|m|h)$"},
+    "tracing.protocol": {"enum": ["http/protobuf", "grpc"]},
+    "tracing.sampler": {
+        "enum": [
+            "always_on",
+            "always_off",
+            "traceidratio",
+            "parentbased_always_on",
+            "parentbased_always_off",
+            "parentbased_traceidratio",
+        ]
+    },
 }
 # Numbers that users reasonably give as strings too (KEDA and HPA take strings).
 _NUMBER_OR_STRING = {

@@ -59,6 +59,13 @@ class Settings(BaseSettings):
         False, description="Skip vLLM graph capture/compilation (faster start, slower decode)."
     )
 
+    grammar_compile_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description="A response_format or tool schema must compile into a grammar within"
+        " this (in a worker thread, before generation), else the request is a 400.",
+    )
+
     # --- worker: admission, timeouts, encoder batching ---
     max_queue_size: int = Field(
         256,
@@ -75,11 +82,22 @@ class Settings(BaseSettings):
     preprocess_workers: int = Field(
         4, ge=1, description="Threads decoding and preprocessing media."
     )
+    scheduling_policy: Literal["fcfs", "priority"] = Field(
+        "fcfs",
+        description="vLLM's scheduler policy; `priority` passes each request's priority"
+        " (request field `priority`, else its API key's default) to the engine.",
+    )
     # --- worker: media fidelity and prefix caching (issue #12) ---
     media_fidelity: Literal["exact", "fast"] = Field(
         "exact",
         description="Still images: `exact` = the reference's pixels; `fast` = JPEG decoded "
-        "at a reduced scale and resized by torch (≥ 4× faster on 12 MP photos, not bit-identical).",
+        "at a reduced scale and resized by torch (≥ 4× faster on 12 MP photos, not bit-identical); "
+        "on CUDA, JPEGs are decoded in batches by nvJPEG and resized on the GPU.",
+    )
+    encoder_cuda_graphs: bool = Field(
+        True,
+        description="On CUDA, the encoder replays captured CUDA graphs (one per tower, item "
+        "shape and batch bucket) instead of launching its kernels one by one; ignored on CPU.",
     )
     enable_prefix_caching: bool = Field(
         True,
@@ -133,12 +151,23 @@ class Settings(BaseSettings):
         repr=False,
     )
     api_key_file: Path | None = Field(
-        None, description="Mounted secret with one key per line; re-read when it changes."
+        None,
+        description="Mounted secret: one key per line, or YAML with named keys and per-key"
+        " limits and priority (README: Per-key limits); re-read when it changes.",
+    )
+    ratelimit_prefix: str = Field(
+        "pandagpt:rl:", description="Key prefix of the per-key limits in Redis."
     )
 
     # --- gateway: limits ---
     max_concurrent_requests: int = Field(
         512, ge=1, description="Requests the gateway admits at once; beyond it answers 429."
+    )
+    max_queued_requests: int = Field(
+        0,
+        ge=0,
+        description="Requests that may wait at the gateway for an admission place, in priority"
+        " order (lower first, FIFO within one); 0 = answer 429 at once when full.",
     )
     retry_after_s: float = Field(1.0, gt=0, description="Retry-After sent with 429.")
     max_body_bytes: int = Field(
@@ -149,6 +178,12 @@ class Settings(BaseSettings):
     )
     max_media_items: int = Field(8, ge=0, description="Media items allowed in one request.")
     max_n: int = Field(16, ge=1, description="Largest `n` (choices) one chat request may ask for.")
+    max_total_tokens: int = Field(
+        32768,
+        ge=1,
+        description="Largest n × max_tokens of one chat request (the tokens it may make"
+        " the engine generate); beyond it a 400 naming max_tokens.",
+    )
     body_read_timeout_s: float = Field(
         30.0,
         gt=0,
@@ -218,7 +253,10 @@ class Settings(BaseSettings):
         repr=False,
     )
     redis_url: str | None = Field(
-        None, description="Embedding cache in Redis; in-memory LRU when unset.", repr=False
+        None,
+        description="Embedding cache and the gateways' shared per-key limits in Redis;"
+        " in-memory LRU and per-process limits when unset.",
+        repr=False,
     )
     cache_ttl_s: int = Field(7 * 24 * 3600, ge=1, description="Embedding cache entry lifetime.")
     cache_prefix: str = Field("pandagpt:emb:", description="Key prefix in Redis.")

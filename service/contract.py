@@ -22,7 +22,7 @@ import logging
 import struct
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SerializationInfo, field_serializer
 
@@ -60,6 +60,19 @@ class ChatTurn(BaseModel):
     assistant: str | None = None  # None only for the last, unanswered turn
 
 
+class OutputConstraint(BaseModel):
+    """What every choice's text must match, enforced token by token by the engine's
+    grammar (vLLM structured outputs). Exactly one of the spec fields is set, as
+    `kind` says; `param` is the request field it came from, named in a 400."""
+
+    kind: Literal["json_object", "json_schema", "regex", "choice", "structural_tag"]
+    json_schema: dict[str, Any] | None = None
+    regex: str | None = None
+    choice: list[str] | None = None
+    structural_tag: str | None = None  # vLLM's structural-tag JSON (tool calls, "auto")
+    param: str = "response_format"
+
+
 class SamplingSettings(BaseModel):
     """Engine-neutral sampling settings; None means "server/reference default"."""
 
@@ -75,6 +88,7 @@ class SamplingSettings(BaseModel):
     ignore_eos: bool = False  # benchmarks only: fixed-length outputs
     # None: no logprobs; k: each generated token's logprob and the k most likely.
     logprobs: int | None = None
+    constraint: OutputConstraint | None = None  # structured outputs; None = free text
 
 
 class ChatJob(BaseModel):
@@ -83,6 +97,9 @@ class ChatJob(BaseModel):
     system: str | None = None
     turns: list[ChatTurn]
     sampling: SamplingSettings = Field(default_factory=SamplingSettings)
+    # Lower first: orders the worker's slot queue, and vLLM's scheduler under its
+    # `priority` policy (settings.scheduling_policy).
+    priority: int = 0
 
     def media(self) -> list[MediaItem]:
         """Every media item of the conversation, in order: PandaGPT sums them all

@@ -12,6 +12,7 @@ ServiceError                      500 internal_error
 │   ├── RequestTimeout            408 invalid_request_error   code request_timeout
 │   └── PayloadTooLarge           413 invalid_request_error   code payload_too_large
 ├── ServerBusy(retry_after)       429 rate_limit_error        header Retry-After
+│   └── RateLimited               429 rate_limit_error        code rate_limit_exceeded
 ├── Unavailable                   503 service_unavailable_error
 ├── WorkerFailed                  500 internal_error
 └── DeadlineExceeded              504 timeout_error
@@ -26,6 +27,7 @@ internals). Across the internal HTTP API an error travels as its class name
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,6 +114,12 @@ class ServerBusy(ServiceError):
         self.retry_after = retry_after
 
 
+class RateLimited(ServerBusy):
+    """The API key is over one of its limits (requests, tokens, concurrency)."""
+
+    default_code = "rate_limit_exceeded"
+
+
 class Unavailable(ServiceError):
     status = 503
     type = "service_unavailable_error"
@@ -157,8 +165,9 @@ def error_spec(exc: BaseException) -> ErrorSpec:
     if isinstance(exc, ServiceError):
         headers: dict[str, str] = {}
         if isinstance(exc, ServerBusy):
-            # Retry-After takes whole seconds; never advertise 0.
-            headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+            # Retry-After takes whole seconds, rounded up (a rate limit's wait is exact:
+            # sooner would be refused again); never advertise 0.
+            headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
         return ErrorSpec(exc.status, exc.type, exc.message, exc.param, exc.code, headers)
     return ErrorSpec(500, "internal_error", "Internal server error.", None, "internal_error", {})
 
@@ -184,8 +193,8 @@ def error_from_kind(
 ) -> ServiceError:
     """Rebuild an error that crossed the internal API (see `WorkerErrorEvent`)."""
     cls = _BY_NAME.get(kind, WorkerFailed)
-    if cls is ServerBusy:
-        return ServerBusy(message)
+    if issubclass(cls, ServerBusy):
+        return cls(message)
     if cls is MediaTooLarge:
         return MediaTooLarge(message, param=param)
     if issubclass(cls, MediaInvalid):

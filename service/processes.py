@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from service import telemetry
 from service.config import Settings
 from service.http.logging import configure as configure_logging
 from service.memory import freeze_startup_objects, tune_allocator
@@ -41,7 +42,19 @@ def load_settings(args: argparse.Namespace, **overrides: Any) -> Settings:
     }
     settings = Settings.load(getattr(args, "config", None), **flags)
     tune_allocator(settings.malloc_mmap_threshold_bytes, settings.malloc_arena_max)
+    _check_key_file(settings)
     return settings
+
+
+def _check_key_file(settings: Settings) -> None:
+    """A key file that exists but cannot be used stops the server before it starts."""
+    from service.quota.keys import KeyFileError, read_key_file
+
+    if settings.api_key_file is not None and settings.api_key_file.is_file():
+        try:
+            read_key_file(settings.api_key_file)
+        except KeyFileError as exc:
+            raise SystemExit(f"pandagpt: {exc}") from None
 
 
 # --- serve: gateway + worker in one process ---
@@ -53,6 +66,7 @@ def run_serve(args: argparse.Namespace) -> int:
         # The one-command local default stays on this machine; deployments pass --host.
         settings = settings.model_copy(update={"host": "127.0.0.1"})
     configure_logging(settings)
+    telemetry.setup("pandagpt")
     if settings.model_dir is None:
         settings = settings.model_copy(update={"model_dir": ensure_demo_weights(settings)})
     asyncio.run(_serve_all_in_one(settings))
@@ -126,6 +140,7 @@ def run_worker(args: argparse.Namespace) -> int:
     if "port" not in settings.model_fields_set:  # no flag, env or file: the worker's own default
         settings = settings.model_copy(update={"port": 8001})
     configure_logging(settings)
+    telemetry.setup("pandagpt-worker")
     if settings.model_dir is None:
         raise SystemExit("pandagpt worker: set --model-dir or PANDAGPT_MODEL_DIR")
     asyncio.run(_serve_worker(settings))
@@ -155,6 +170,7 @@ def run_gateway(args: argparse.Namespace) -> int:
         overrides["worker_urls"] = args.worker_url
     settings = load_settings(args, **overrides)
     configure_logging(settings)
+    telemetry.setup("pandagpt-gateway")
     if not settings.worker_urls:
         raise SystemExit("pandagpt gateway: set --worker-url (repeatable) or PANDAGPT_WORKER_URLS")
     asyncio.run(_serve_gateway(settings))

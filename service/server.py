@@ -35,6 +35,37 @@ def install_quiet_signal_handlers() -> None:
         signal.signal(sig, _note_signal)
 
 
+def server_config(
+    app: Any,
+    *,
+    host: str,
+    port: int,
+    log_level: str = "info",
+    graceful_s: float = 30.0,
+    header_timeout_s: float = 10.0,
+) -> uvicorn.Config:
+    """uvicorn's settings for `app` as the service runs it."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=header_deadline_protocol(header_timeout_s),
+        log_level=log_level,
+        log_config=None,  # the service configures logging itself
+        timeout_graceful_shutdown=max(1, round(graceful_s)),
+        lifespan="on",
+        # Each request starts from an empty context. Otherwise, once a body larger
+        # than uvicorn's read buffer paused the socket, reading resumes from inside
+        # that request's handler, asyncio keeps that handler's context for the
+        # socket's later reads (python/cpython#140947), and the next request on the
+        # kept-alive connection inherits it: its trace span became a child of the
+        # previous request's (its own `traceparent` ignored), and the request-scoped
+        # context variables (request id, key name, memory reservation) began with
+        # the previous request's values.
+        reset_contextvars=True,
+    )
+
+
 async def serve_app(
     app: Any,
     *,
@@ -46,15 +77,13 @@ async def serve_app(
     on_started: Callable[[str], None] | None = None,
 ) -> None:
     """Serve `app` until a signal; `on_started(base_url)` runs once the socket listens."""
-    config = uvicorn.Config(
+    config = server_config(
         app,
         host=host,
         port=port,
-        http=header_deadline_protocol(header_timeout_s),
         log_level=log_level,
-        log_config=None,  # the service configures logging itself
-        timeout_graceful_shutdown=max(1, round(graceful_s)),
-        lifespan="on",
+        graceful_s=graceful_s,
+        header_timeout_s=header_timeout_s,
     )
     server = uvicorn.Server(config)
     install_quiet_signal_handlers()

@@ -99,8 +99,16 @@ ROWS: list[tuple[str, list[dict[str, Any]]]] = [
     (
         "Latency",
         [
-            panel("Time to first token", "s", percentiles("pandagpt_time_to_first_token_seconds")),
-            panel("Inter-token latency", "s", percentiles("pandagpt_inter_token_latency_seconds")),
+            panel(
+                "Time to first token by model",
+                "s",
+                percentiles("pandagpt_time_to_first_token_seconds", "model", "model"),
+            ),
+            panel(
+                "Inter-token latency by model",
+                "s",
+                percentiles("pandagpt_inter_token_latency_seconds", "model", "model"),
+            ),
             panel(
                 "End-to-end latency by endpoint",
                 "s",
@@ -131,11 +139,23 @@ ROWS: list[tuple[str, list[dict[str, Any]]]] = [
                 ],
             ),
             panel(
-                "Tokens per second",
+                "Tokens per second by model",
                 "short",
                 [
-                    target(rate("pandagpt_prompt_tokens_total"), "prompt"),
-                    target(rate("pandagpt_generation_tokens_total"), "generated"),
+                    target(rate("pandagpt_prompt_tokens_total", "model"), "prompt {{model}}"),
+                    target(
+                        rate("pandagpt_generation_tokens_total", "model"), "generated {{model}}"
+                    ),
+                ],
+            ),
+            panel(
+                "Requests by model and outcome",
+                "reqps",
+                [
+                    target(
+                        rate("pandagpt_e2e_request_latency_seconds_count", "model, outcome"),
+                        "{{model}} {{outcome}}",
+                    )
                 ],
             ),
         ],
@@ -203,6 +223,19 @@ ROWS: list[tuple[str, list[dict[str, Any]]]] = [
                 defaults={"min": 0, "max": 1},
             ),
             panel(
+                "Ready workers per model (as the gateways see them)",
+                "short",
+                [
+                    target(
+                        f"min by (model) (pandagpt_model_workers_ready{{{SEL}}})",
+                        "{{model}}",
+                    )
+                ],
+                description="0: every worker serving the model is down, and its requests"
+                " are answered 503 (split mode).",
+                defaults={"min": 0},
+            ),
+            panel(
                 "In-flight requests per worker",
                 "short",
                 [
@@ -216,6 +249,61 @@ ROWS: list[tuple[str, list[dict[str, Any]]]] = [
                 "Media fetch failures by reason",
                 "ops",
                 [target(rate("pandagpt_media_fetch_failures_total", "reason"), "{{reason}}")],
+            ),
+        ],
+    ),
+    (
+        "API keys: usage and limits",
+        [
+            panel(
+                "Requests by API key",
+                "reqps",
+                [target(rate("pandagpt_key_requests_total", "key"), "{{key}}")],
+                description="Requests that passed their key's limits (the key's name, never"
+                " the key).",
+            ),
+            panel(
+                "Tokens by API key",
+                "short",
+                [
+                    target(rate("pandagpt_key_prompt_tokens_total", "key"), "{{key}} prompt"),
+                    target(
+                        rate("pandagpt_key_completion_tokens_total", "key"), "{{key}} completion"
+                    ),
+                ],
+            ),
+            panel(
+                "Media items by API key",
+                "short",
+                [
+                    target(
+                        rate("pandagpt_key_media_items_total", "key, modality"),
+                        "{{key}} {{modality}}",
+                    )
+                ],
+            ),
+            panel(
+                "429s by API key and reason",
+                "reqps",
+                [target(rate("pandagpt_key_refusals_total", "key, reason"), "{{key}} {{reason}}")],
+                description="requests, tokens, concurrency: the key's limits; busy and"
+                " queue_timeout: the gateway's capacity.",
+            ),
+            panel(
+                "Admission queue and rate-limit backend",
+                "short",
+                [
+                    target(f"sum(pandagpt_requests_queued{{{SEL}}})", "queued"),
+                    target(
+                        f"max(pandagpt_ratelimit_degraded{{{SEL}}})", "limits per pod (Redis down)"
+                    ),
+                    target(
+                        rate("pandagpt_ratelimit_redis_errors_total", "operation"),
+                        "redis errors {{operation}}",
+                    ),
+                ],
+                description="Requests waiting for a place at the gateways, by priority; 1 on"
+                " `limits per pod` means Redis is unreachable and each gateway counts alone.",
             ),
         ],
     ),

@@ -20,6 +20,7 @@ from typing import Protocol, TypeVar
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from service import telemetry
 from service.api.chat_completion import api_router as chat_router
 from service.api.chat_completion.serving import ChatServing
 from service.api.embeddings import api_router as embeddings_router
@@ -36,13 +37,14 @@ from service.api.serving import OpenAIServing
 from service.cache.base import EmbeddingCache
 from service.config import Settings
 from service.contract import Worker
-from service.http.body_limit import BodyLimitMiddleware
+from service.http.body_limit import add_body_limit
 from service.http.bulk import BulkWorker
 from service.http.loop_lag import watch_loop_lag
 from service.http.request_id import RequestIdMiddleware
 from service.http.request_metrics import MetricsMiddleware
-from service.memory import budget_from_settings
 from service.metrics import Metrics
+from service.quota import create_quota
+from service.quota.quota import RATELIMIT_HEADERS
 
 ServingT = TypeVar("ServingT", bound=OpenAIServing)
 # Bytes reserved per body byte, before the body is read: the body as received and
@@ -83,6 +85,7 @@ def create_app(
             if metrics_server is not None:
                 metrics_server.shutdown()
             await fetcher.aclose()
+            await quota.aclose()
             bulk.close()
 
     app = FastAPI(
@@ -93,12 +96,16 @@ def create_app(
     )
     catalog = ModelCatalog(worker)
     inflight = InflightLimit(
-        settings.max_concurrent_requests, retry_after_s=settings.retry_after_s, metrics=metrics
+        settings.max_concurrent_requests,
+        retry_after_s=settings.retry_after_s,
+        metrics=metrics,
+        max_waiting=settings.max_queued_requests,
     )
+    quota = create_quota(settings, metrics)  # per-key limits (service.quota)
     state = app.state
     state.settings, state.worker, state.cache, state.metrics = settings, worker, cache, metrics
     state.fetcher, state.catalog, state.inflight = fetcher, catalog, inflight
-    state.bulk = bulk
+    state.bulk, state.quota = bulk, quota
 
     def serving(cls: type[ServingT]) -> ServingT:
         return cls(
@@ -106,6 +113,7 @@ def create_app(
             catalog=catalog,
             fetcher=fetcher,
             inflight=inflight,
+            quota=quota,
             settings=settings,
             metrics=metrics,
         )
@@ -127,14 +135,7 @@ def create_app(
 
     # add_middleware wraps: the last added runs first. Auth runs before the body is
     # read, so an unauthenticated client cannot make us buffer a large body.
-    app.add_middleware(
-        BodyLimitMiddleware,
-        max_bytes=settings.max_body_bytes,
-        timeout_s=settings.body_read_timeout_s,
-        metrics=metrics,
-        budget=budget_from_settings(settings, metrics),
-        hold_factor=GATEWAY_HOLD_FACTOR,
-    )
+    add_body_limit(app, settings, metrics, hold_factor=GATEWAY_HOLD_FACTOR)
     app.add_middleware(
         AuthMiddleware, store=KeyStore(settings.api_keys, settings.api_key_file), metrics=metrics
     )
@@ -143,11 +144,18 @@ def create_app(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-            expose_headers=["X-Request-ID", "Retry-After"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "X-Request-ID",
+                "traceparent",
+                "tracestate",
+            ],
+            expose_headers=["X-Request-ID", "Retry-After", *RATELIMIT_HEADERS],
         )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestIdMiddleware)
+    telemetry.instrument_app(app)  # outermost: the request span holds every other
     return app
 
 

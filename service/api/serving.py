@@ -12,6 +12,7 @@ from service.api.models.catalog import ModelCatalog
 from service.config import Settings
 from service.contract import Worker
 from service.metrics import Metrics
+from service.quota import Quota
 
 
 class OpenAIServing:
@@ -22,6 +23,7 @@ class OpenAIServing:
         catalog: ModelCatalog,
         fetcher: MediaFetcher,
         inflight: InflightLimit,
+        quota: Quota,
         settings: Settings,
         metrics: Metrics,
     ) -> None:
@@ -29,5 +31,6 @@ class OpenAIServing:
         self.catalog = catalog
         self.fetcher = fetcher
         self.inflight = inflight
+        self.quota = quota
         self.settings = settings
         self.metrics = metrics

@@ -2,7 +2,8 @@
 
 A cache is an optimisation, never a dependency: every backend failure is logged,
 counted (`pandagpt_cache_errors_total`) and answered as a miss, and `degraded`
-tells `/health/ready` about it. Values are float32 little-endian bytes, so a
+tells `/health/ready` about it. With tracing on, each lookup and store is a
+span (`cache.get` with its `hit`, `cache.set`). Values are float32 little-endian bytes, so a
 cached vector reads back bit-identical on any host; `pack_f32`/`unpack_f32`
 convert lists (the worker converts tensors with
 `tensor.numpy().astype("<f4").tobytes()` / `torch.frombuffer`).
@@ -16,6 +17,7 @@ from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from service import telemetry
 from service.metrics import Metrics
 
 
@@ -42,14 +44,17 @@ class EmbeddingCache(ABC):
         return False
 
     async def get(self, key: CacheKey) -> bytes | None:
-        value = await self._get(key)
+        with telemetry.span("cache.get", modality=key.modality) as span:
+            value = await self._get(key)
+            span.set_attribute("hit", value is not None)
         if self._metrics is not None:
             counter = self._metrics.cache_hits if value is not None else self._metrics.cache_misses
             counter.labels(modality=key.modality).inc()
         return value
 
     async def set(self, key: CacheKey, value: bytes) -> None:
-        await self._set(key, value)
+        with telemetry.span("cache.set", modality=key.modality, bytes=len(value)):
+            await self._set(key, value)
 
     @abstractmethod
     async def _get(self, key: CacheKey) -> bytes | None: ...

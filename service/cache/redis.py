@@ -16,6 +16,7 @@ import time
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from service import telemetry
 from service.cache.base import CacheKey, EmbeddingCache
 from service.metrics import Metrics
 
@@ -81,8 +82,10 @@ class RedisCache(EmbeddingCache):
     async def probe(self) -> bool:
         """One readiness probe; also clears the degraded flag when Redis is back."""
         try:
-            async with asyncio.timeout(self._timeout_s * 2):
-                await self._client.ping()
+            # Readiness probes come every few seconds: no trace each.
+            with telemetry.untraced():
+                async with asyncio.timeout(self._timeout_s * 2):
+                    await self._client.ping()
         except _BACKEND_ERRORS as exc:
             self._failed("ping", exc)
             return False

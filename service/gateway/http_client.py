@@ -5,6 +5,10 @@ is `Unavailable` (the pool then tries another), a broken stream is
 `WorkerFailed`, and an error the worker reported is rebuilt as the same
 `service.errors` class. Closing the chat iterator closes the HTTP stream, which
 the worker sees as a disconnect and aborts the generation.
+
+With tracing on, the client's calls carry the trace context (`traceparent`),
+so the worker's spans join the request's trace; the readiness and model polls
+are left untraced.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import TypeAdapter, ValidationError
 
+from service import telemetry
 from service.contract import (
     JOB_FRAME_TYPE,
     ChatEvent,
@@ -66,6 +71,7 @@ class HTTPWorkerClient(Worker):
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
             headers={"Authorization": f"Bearer {token}"} if token else None,
         )
+        telemetry.instrument_httpx(self._client)
 
     def __repr__(self) -> str:
         return f"HTTPWorkerClient({self.base_url!r})"
@@ -93,12 +99,14 @@ class HTTPWorkerClient(Worker):
         return _validate(EmbedResult.model_validate_json, response.content)
 
     async def models(self) -> list[ServedModel]:
-        response = await self._request("GET", "/internal/models", timeout=_CONTROL_TIMEOUT)
+        with telemetry.untraced():
+            response = await self._request("GET", "/internal/models", timeout=_CONTROL_TIMEOUT)
         return _validate(_MODELS.validate_json, response.content)
 
     async def readiness(self) -> WorkerReadiness:
         try:
-            response = await self._client.get("/internal/ready", timeout=_CONTROL_TIMEOUT)
+            with telemetry.untraced():
+                response = await self._client.get("/internal/ready", timeout=_CONTROL_TIMEOUT)
         except httpx.HTTPError as exc:
             raise _unreachable(self.base_url, exc) from exc
         if response.status_code not in (200, 503):

@@ -1,7 +1,13 @@
 """`WorkerPool`: several workers behind the one `Worker` interface.
 
-- Routing: the healthy worker with the fewest requests in flight from this
-  gateway (ties broken by the load it last reported, then round robin).
+- Routing: among the healthy workers that serve the job's model, the one with
+  the fewest requests in flight from this gateway (ties broken by the load it
+  last reported, then round robin).
+- Models: each worker may serve different models (a base model and its LoRA
+  names). The pool learns them from the worker's own list on every readiness
+  poll and keeps the last answer while a worker is down, so `models()` is the
+  union over every worker ever heard from: a model whose workers are all down
+  is still known, and its requests get 503 (`Unavailable`), not 404.
 - Retry: if the chosen worker fails before its first event (unreachable,
   crashed, or its queue is full), the job goes to another worker; once a stream
   has started it is never replayed (the client already holds tokens).
@@ -35,7 +41,7 @@ from service.contract import (
     WorkerReadiness,
     close_events,
 )
-from service.errors import ServerBusy, ServiceError, Unavailable, WorkerFailed
+from service.errors import NotFound, ServerBusy, ServiceError, Unavailable, WorkerFailed
 from service.gateway.http_client import HTTPWorkerClient
 from service.metrics import Metrics
 
@@ -54,6 +60,10 @@ class _Member:
     inflight: int = 0
     reported_load: int = 0
     slow_polls: int = 0  # readiness polls in a row that timed out
+    models: list[ServedModel] | None = None  # as the worker last listed them; None: never heard
+
+    def serves(self, model: str) -> bool:
+        return self.models is not None and any(m.id == model for m in self.models)
 
 
 class WorkerPool(Worker):
@@ -75,6 +85,7 @@ class WorkerPool(Worker):
         self._metrics = metrics
         self._turn = itertools.count()
         self._poller: asyncio.Task[None] | None = None
+        self._published_models: set[str] = set()
         for member in self._members:
             self._publish(member)
 
@@ -138,30 +149,78 @@ class WorkerPool(Worker):
             return None
         member.slow_polls = 0
         member.reported_load = readiness.running + readiness.waiting
+        if readiness.ready:
+            # Every poll, not once: a URL may be a Service whose pods were replaced.
+            await self._learn_models(member)
         self._set_health(member, readiness.ready, readiness.detail)
         return readiness
 
+    async def _learn_models(self, member: _Member) -> None:
+        """Ask `member` what it serves; on failure keep what it said before."""
+        try:
+            async with asyncio.timeout(self._poll_timeout_s):
+                models = await member.worker.models()
+        except (TimeoutError, ServiceError, OSError) as exc:
+            _log.warning("worker %s did not list its models: %r", member.name, exc)
+            if isinstance(exc, Unavailable):
+                self._set_health(member, False, exc.message)
+            return
+        if member.models is None or [m.id for m in member.models] != [m.id for m in models]:
+            _log.info("worker %s serves %s", member.name, ", ".join(m.id for m in models))
+        member.models = models
+        self._publish_models()
+
     def _set_health(self, member: _Member, healthy: bool, why: str) -> None:
-        if member.healthy != healthy:
+        changed = member.healthy != healthy
+        if changed:
             _log.warning(
                 "worker %s is now %s (%s)", member.name, "healthy" if healthy else "unhealthy", why
             )
         member.healthy = healthy
         self._publish(member)
+        if changed:
+            self._publish_models()
 
     def _publish(self, member: _Member) -> None:
         if self._metrics is not None:
             self._metrics.worker_healthy.labels(worker=member.name).set(int(member.healthy))
             self._metrics.worker_inflight.labels(worker=member.name).set(member.inflight)
 
+    def _publish_models(self) -> None:
+        """`pandagpt_model_workers_ready`: healthy workers per known model."""
+        if self._metrics is None:
+            return
+        ready: dict[str, int] = {}
+        for member in self._members:
+            for model in member.models or ():
+                ready[model.id] = ready.get(model.id, 0) + int(member.healthy)
+        for gone in self._published_models - ready.keys():
+            self._metrics.model_workers_ready.remove(gone)
+        for model_id, count in ready.items():
+            self._metrics.model_workers_ready.labels(model=model_id).set(count)
+        self._published_models = set(ready)
+
     # --- routing ---
 
-    def _pick(self, tried: set[int]) -> _Member:
-        healthy = [m for m in self._members if m.healthy]
+    def _serving(self, model: str) -> list[_Member]:
+        """The workers that serve `model`; `NotFound` when none does."""
+        members = [m for m in self._members if m.serves(model)]
+        if not members:
+            raise NotFound(
+                f"The model '{model}' does not exist; see GET /v1/models.",
+                param="model",
+                code="model_not_found",
+            )
+        return members
+
+    def _pick(self, members: list[_Member], tried: set[int], model: str) -> _Member:
+        healthy = [m for m in members if m.healthy]
         if not healthy:
             if self._metrics is not None:
                 self._metrics.rejected_requests.labels(reason="no_worker").inc()
-            raise Unavailable("No worker is ready to serve requests.")
+            if len(members) == len(self._members):
+                raise Unavailable("No worker is ready to serve requests.")
+            raise Unavailable(f"No worker serving the model '{model}' is ready.")
         fresh = [m for m in healthy if id(m) not in tried] or healthy
         turn = next(self._turn)
         n = len(self._members)
@@ -170,9 +229,10 @@ class WorkerPool(Worker):
             key=lambda m: (m.inflight, m.reported_load, (self._members.index(m) - turn) % n),
         )
 
-    def _attempts(self) -> int:
+    @staticmethod
+    def _attempts(members: list[_Member]) -> int:
         # A single URL (a Kubernetes Service) still gets a second try: it may reach another pod.
-        return max(2, len(self._members))
+        return max(2, len(members))
 
     def _acquire(self, member: _Member) -> None:
         member.inflight += 1
@@ -187,13 +247,19 @@ class WorkerPool(Worker):
         if isinstance(exc, Unavailable):
             self._set_health(member, False, exc.message)
 
-    async def _route(self, attempt: Callable[[_Member], Awaitable[T]]) -> tuple[_Member, T]:
-        """`attempt` on the best worker, then on others while it fails in a retryable
-        way. The member that succeeded is returned still acquired: release it."""
+    async def _route(
+        self, model: str, attempt: Callable[[_Member], Awaitable[T]]
+    ) -> tuple[_Member, T]:
+        """`attempt` on the best worker serving `model`, then on others while it fails
+        in a retryable way. The member that succeeded is returned still acquired:
+        release it."""
+        if not any(m.models is not None for m in self._members):
+            await self.models()  # no poll has answered yet: ask now (Unavailable if none can)
+        members = self._serving(model)
         tried: set[int] = set()
         last: ServiceError | None = None
-        for _ in range(self._attempts()):
-            member = self._pick(tried)
+        for _ in range(self._attempts(members)):
+            member = self._pick(members, tried, model)
             tried.add(id(member))
             self._acquire(member)
             try:
@@ -219,7 +285,7 @@ class WorkerPool(Worker):
                 await close_events(events)
                 raise
 
-        member, (events, first) = await self._route(open_stream)
+        member, (events, first) = await self._route(job.model, open_stream)
         try:
             if first is None:
                 return
@@ -231,19 +297,24 @@ class WorkerPool(Worker):
             self._release(member)
 
     async def embed(self, job: EmbedJob) -> EmbedResult:
-        member, result = await self._route(lambda m: m.worker.embed(job))
+        member, result = await self._route(job.model, lambda m: m.worker.embed(job))
         self._release(member)
         return result
 
     async def models(self) -> list[ServedModel]:
-        last: ServiceError = Unavailable("No worker is ready to serve requests.")
-        for member in sorted(self._members, key=lambda m: not m.healthy):
-            try:
-                return await member.worker.models()
-            except _RETRYABLE as exc:
-                self._failed(member, exc)
-                last = exc
-        raise last
+        """Every model some worker serves, in worker order, each id once (the first
+        is the default of a request that names none). Workers never heard from are
+        asked now; `Unavailable` when no worker has ever answered."""
+        unknown = [m for m in self._members if m.models is None]
+        if unknown:
+            await asyncio.gather(*(self._learn_models(m) for m in unknown))
+        union: dict[str, ServedModel] = {}
+        for member in self._members:
+            for model in member.models or ():
+                union.setdefault(model.id, model)
+        if not any(m.models is not None for m in self._members):
+            raise Unavailable("No worker is ready to serve requests.")
+        return list(union.values())
 
     async def readiness(self) -> WorkerReadiness:
         """Ready while a worker is healthy; a busy worker whose poll was slow still counts

@@ -19,11 +19,13 @@ from __future__ import annotations
 import asyncio
 import collections
 
+from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.config import Settings
 from service.errors import PayloadTooLarge, RequestTimeout, ServerBusy, ServiceError
 from service.http.errors import error_response
-from service.memory import MemoryBudget, Reservation, current_reservation
+from service.memory import MemoryBudget, Reservation, budget_from_settings, current_reservation
 from service.metrics import Metrics
 
 
@@ -144,3 +146,18 @@ class BodyLimitMiddleware:
         )
         response = error_response(error, headers={"Connection": "close"} if close else None)
         await response(scope, receive, send)
+
+
+def add_body_limit(
+    app: Starlette, settings: Settings, metrics: Metrics, *, hold_factor: int
+) -> None:
+    """The body limit, read timeout and memory budget of `settings`, on `app`: the
+    gateway and the worker differ only in how many bytes a body byte holds there."""
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        timeout_s=settings.body_read_timeout_s,
+        metrics=metrics,
+        budget=budget_from_settings(settings, metrics),
+        hold_factor=hold_factor,
+    )

@@ -2,8 +2,10 @@
 
 The request id lives in a contextvar set by `RequestIdMiddleware`; a logging
 filter copies it into every record, so any module's `logging.getLogger` lines
-are correlated without passing ids around. API keys never reach a log line:
-nothing here logs headers.
+are correlated without passing ids around. With tracing on (service.telemetry),
+the same filter adds the current span's `trace_id` and `span_id`, so a log
+line leads to its trace. API keys never reach a log line: nothing here logs
+headers.
 """
 
 from __future__ import annotations
@@ -15,17 +17,31 @@ import time
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
+from service import telemetry
+
 if TYPE_CHECKING:
     from service.config import Settings
 
 request_id_var: ContextVar[str | None] = ContextVar("pandagpt_request_id", default=None)
+# The name of the API key a request came with (set by the auth middleware), never the key.
+api_key_var: ContextVar[str | None] = ContextVar("pandagpt_api_key_name", default=None)
 
-_STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "request_id"}
+_STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "request_id",
+    "trace_id",
+    "span_id",
+}
 
 
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
+        key_name = api_key_var.get()
+        if key_name is not None:
+            record.key_name = key_name
+        ids = telemetry.log_ids()
+        record.trace_id, record.span_id = ids if ids is not None else (None, None)
         return True
 
 
@@ -41,6 +57,10 @@ class JsonFormatter(logging.Formatter):
         request_id = getattr(record, "request_id", None)
         if request_id:
             payload["request_id"] = request_id
+        trace_id = getattr(record, "trace_id", None)
+        if trace_id:
+            payload["trace_id"] = trace_id
+            payload["span_id"] = getattr(record, "span_id", None)
         # Fields passed with `extra=` become top-level keys.
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):

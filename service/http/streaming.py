@@ -16,6 +16,10 @@ from collections.abc import AsyncGenerator
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+# Long enough for a stream's own clean-up (closing its source, aborting the generation)
+# to finish between two cancellations.
+_RECANCEL_AFTER_S = 1.0
+
 
 class EventStreamResponse(Response):
     media_type = "text/event-stream"
@@ -52,10 +56,8 @@ class EventStreamResponse(Response):
         try:
             await asyncio.wait({writer, watcher}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (writer, watcher):
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, OSError):
-                await writer
+            watcher.cancel()
+            await _stop(writer)
             with contextlib.suppress(asyncio.CancelledError, OSError):
                 await watcher
             # Closing the source runs its `finally`, which closes the worker stream.
@@ -64,6 +66,16 @@ class EventStreamResponse(Response):
             exc = writer.exception()
             if not isinstance(exc, OSError):  # a vanished client is not our error
                 raise exc  # type: ignore[misc]
+
+
+async def _stop(writer: asyncio.Future[None]) -> None:
+    """Cancel the writer and wait for it. A cancellation can be lost below us (on 3.11,
+    `asyncio.wait_for` drops one that arrives with its result), and uvicorn drops writes
+    to a gone client without an error: a writer that outlives its cancellation would
+    stream a whole answer to nobody, so it is cancelled again until it stops."""
+    while not writer.done():
+        writer.cancel()
+        await asyncio.wait({writer}, timeout=_RECANCEL_AFTER_S)
 
 
 def sse(data: str) -> str:

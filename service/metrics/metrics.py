@@ -3,8 +3,8 @@
 Who records what (so that `serve`, with gateway and worker in one process and
 one `Metrics`, counts nothing twice):
 - gateway: HTTP requests, request latencies (e2e, TTFT, inter-token), token
-  counters, running/waiting, admission rejections, media fetch failures,
-  worker health;
+  counters, running/waiting/queued, admission rejections, media fetch failures,
+  worker health, usage and refusals by API key name, the rate limiter's Redis state;
 - worker: queue time, encoder batch sizes and latency, embedding cache.
 """
 
@@ -50,20 +50,22 @@ class Metrics:
         # --- generation (gateway) ---
         self.time_to_first_token = Histogram(
             "pandagpt_time_to_first_token_seconds",
-            "From admission to the first generated text.",
+            "From admission to the first generated text, by model.",
+            ["model"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
         self.inter_token_latency = Histogram(
             "pandagpt_inter_token_latency_seconds",
-            "Between consecutive streamed deltas of one request.",
+            "Between consecutive streamed deltas of one request, by model.",
+            ["model"],
             buckets=_TOKEN_BUCKETS,
             registry=r,
         )
         self.e2e_request_latency = Histogram(
             "pandagpt_e2e_request_latency_seconds",
-            "From admission to the end of generation, by endpoint and outcome.",
-            ["endpoint", "outcome"],
+            "From admission to the end of generation, by endpoint, outcome and model.",
+            ["endpoint", "outcome", "model"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
@@ -76,10 +78,16 @@ class Metrics:
             registry=r,
         )
         self.prompt_tokens = Counter(
-            "pandagpt_prompt_tokens_total", "Prompt tokens processed.", registry=r
+            "pandagpt_prompt_tokens_total",
+            "Prompt tokens processed, by model.",
+            ["model"],
+            registry=r,
         )
         self.generation_tokens = Counter(
-            "pandagpt_generation_tokens_total", "Tokens generated.", registry=r
+            "pandagpt_generation_tokens_total",
+            "Tokens generated, by model.",
+            ["model"],
+            registry=r,
         )
 
         # --- worker ---
@@ -141,6 +149,61 @@ class Metrics:
             "pandagpt_worker_inflight_requests",
             "Requests the gateway has in flight on each worker.",
             ["worker"],
+            registry=r,
+        )
+        self.model_workers_ready = Gauge(
+            "pandagpt_model_workers_ready",
+            "Workers the gateway sees ready for each model it knows (0: the model answers 503).",
+            ["model"],
+            registry=r,
+        )
+
+        # --- usage and limits by API key name (gateway; the key itself never) ---
+        self.key_requests = Counter(
+            "pandagpt_key_requests_total",
+            "Requests admitted, by API key name and endpoint.",
+            ["key", "endpoint"],
+            registry=r,
+        )
+        self.key_prompt_tokens = Counter(
+            "pandagpt_key_prompt_tokens_total",
+            "Prompt tokens, by API key name.",
+            ["key"],
+            registry=r,
+        )
+        self.key_completion_tokens = Counter(
+            "pandagpt_key_completion_tokens_total",
+            "Completion tokens, by API key name.",
+            ["key"],
+            registry=r,
+        )
+        self.key_media_items = Counter(
+            "pandagpt_key_media_items_total",
+            "Media items sent, by API key name and modality.",
+            ["key", "modality"],
+            registry=r,
+        )
+        self.key_refusals = Counter(
+            "pandagpt_key_refusals_total",
+            "Requests refused with 429, by API key name and reason "
+            "(requests, tokens, concurrency, busy, queue_timeout).",
+            ["key", "reason"],
+            registry=r,
+        )
+        self.ratelimit_degraded = Gauge(
+            "pandagpt_ratelimit_degraded",
+            "1 while Redis cannot be used and per-key limits are counted per process.",
+            registry=r,
+        )
+        self.ratelimit_errors = Counter(
+            "pandagpt_ratelimit_redis_errors_total",
+            "Redis failures of the rate limiter, by operation (admit, settle).",
+            ["operation"],
+            registry=r,
+        )
+        self.requests_queued = Gauge(
+            "pandagpt_requests_queued",
+            "Requests waiting in the gateway's admission queue for a place.",
             registry=r,
         )
 

@@ -24,7 +24,12 @@ import torch
 from service.config import Settings
 from service.contract import SamplingSettings, TokenLogprob, TopLogprob
 from service.weights.layout import Manifest, ModelLayout
-from service.worker.sampling import StopHoldback, stop_strings, vllm_sampling_params
+from service.worker.sampling import (
+    StopHoldback,
+    stop_strings,
+    turn_stop_applies,
+    vllm_sampling_params,
+)
 
 GiB = 1 << 30
 
@@ -106,6 +111,11 @@ def engine_args(settings: Settings, layout: ModelLayout, manifest: Manifest, lor
         # On by default in vLLM for Llama; named here so a setting can turn it off
         # (bench/multiturn.py measures both).
         "enable_prefix_caching": settings.enable_prefix_caching,
+        "scheduling_policy": settings.scheduling_policy,
+        # One grammar backend, the one the worker pre-compiles with
+        # (service/worker/grammar.py); compact JSON, since "any whitespace" lets a
+        # weak model pad with blanks until max_tokens.
+        "structured_outputs_config": {"backend": "xgrammar", "disable_any_whitespace": True},
     }
     if device == "cpu":
         # On CPU gpu_memory_utilization would reserve a fraction of host RAM;
@@ -135,8 +145,12 @@ class LLMEngine:
         engine: Any,
         manifest: Manifest,
         adapters: dict[str, Path],
+        *,
+        priority_scheduling: bool = False,
     ) -> None:
         self._engine = engine
+        # Under "fcfs" vLLM refuses any priority but 0, so it is only passed under "priority".
+        self._priority_scheduling = priority_scheduling
         self.manifest = manifest
         self._lora_requests: dict[str, Any] = {}
         if adapters:
@@ -160,7 +174,12 @@ class LLMEngine:
         if lora and not adapters:
             raise ValueError(f"{model_dir}: enable_lora is set but lora/ holds no adapter")
         engine = AsyncLLM.from_engine_args(engine_args(settings, layout, manifest, lora))
-        return cls(engine, manifest, adapters if lora else {})
+        return cls(
+            engine,
+            manifest,
+            adapters if lora else {},
+            priority_scheduling=settings.scheduling_policy == "priority",
+        )
 
     @property
     def served_model_names(self) -> list[str]:
@@ -169,6 +188,11 @@ class LLMEngine:
     @property
     def tokenizer(self) -> Any:
         return self._engine.get_tokenizer()
+
+    @property
+    def vocab_size(self) -> int:
+        """The model's vocabulary (may exceed the tokenizer's: padded rows)."""
+        return int(self._engine.model_config.get_vocab_size())
 
     def num_unfinished_requests(self) -> int:
         """Requests the engine is still working on (drops when a caller goes away)."""
@@ -195,11 +219,14 @@ class LLMEngine:
         sampling: SamplingSettings,
         request_id: str,
         lora_name: str | None = None,
+        priority: int = 0,
     ) -> AsyncIterator[GenerationDelta]:
-        """Deltas for each of the `n` completions; `KeyError` for an unknown model name."""
+        """Deltas for each of the `n` completions; `KeyError` for an unknown model name.
+        `priority` (lower first) counts only when the engine schedules by priority."""
         lora_request = self._lora_request(lora_name)
         prompt_tokens = int(prompt_embeds.shape[0])
         stops = stop_strings(sampling)
+        turn_stop = turn_stop_applies(sampling)
         holdbacks: dict[int, StopHoldback] = {}
         sent_ids: dict[int, int] = {}  # ids already sent, per completion
         finished: set[int] = set()
@@ -208,12 +235,13 @@ class LLMEngine:
             vllm_sampling_params(sampling),
             request_id,
             lora_request=lora_request,
+            priority=priority if self._priority_scheduling else 0,
         )
         try:
             async for output in stream:
                 for completion in output.outputs:
                     idx = completion.index
-                    hold = holdbacks.setdefault(idx, StopHoldback(stops))
+                    hold = holdbacks.setdefault(idx, StopHoldback(stops, turn_stop))
                     if idx in finished:
                         continue  # cumulative outputs repeat finished completions
                     ids = list(completion.token_ids)

@@ -21,12 +21,14 @@ import torch
 from encoders.imagebind.checkpoint import load_imagebind
 from encoders.media import MediaLimits
 from encoders.micro_batcher import Encoder
+from service import telemetry
 from service.cache import EmbeddingCache, create_cache
 from service.config import Settings
 from service.contract import ServedModel
 from service.metrics import Metrics
 from service.weights.layout import Manifest, ModelLayout
 from service.worker.engine import LLMEngine, resolve_device, resolve_dtype
+from service.worker.grammar import GrammarChecker
 from service.worker.model_worker import ModelRouting, ModelWorker, WorkerLimits
 from service.worker.projector import Projector
 from service.worker.prompt import PromptBuilder, load_embed_tokens
@@ -64,6 +66,9 @@ async def build_worker(
         preprocess_workers=settings.preprocess_workers,
         limits=media_limits(settings),
         on_batch=EncoderMetrics(metrics),
+        tracer=telemetry.encoder_tracer(),
+        cuda_graphs=settings.encoder_cuda_graphs,
+        gpu_jpeg=settings.media_fidelity == "fast",
     )
     projector = await asyncio.to_thread(Projector.load, layout.projector, device, dtype)
     engine = await asyncio.to_thread(LLMEngine.start, settings, layout.root)
@@ -78,7 +83,7 @@ async def build_worker(
         cache=cache if cache is not None else create_cache(settings, metrics),
         metrics=metrics,
         served=served_models(settings, manifest, layout, engine.served_model_names),
-        fingerprint=encoder_fingerprint(layout, manifest, dtype, settings.media_fidelity),
+        fingerprint=encoder_fingerprint(layout, manifest, dtype, media_path(settings, device)),
         slots=SlotQueue(
             max_running=settings.max_num_seqs,
             max_waiting=settings.max_queue_size,
@@ -86,7 +91,16 @@ async def build_worker(
         ),
         limits=WorkerLimits(request_timeout_s=settings.request_timeout_s),
         health_label=health_label,
+        grammar=GrammarChecker(
+            engine.tokenizer, engine.vocab_size, timeout_s=settings.grammar_compile_timeout_s
+        ),
     )
+
+
+def media_path(settings: Settings, device: torch.device) -> str:
+    """The media fidelity as the cache key sees it: nvJPEG's fast pixels differ from Pillow's."""
+    on_gpu = settings.media_fidelity == "fast" and device.type == "cuda"
+    return "fast-nvjpeg" if on_gpu else settings.media_fidelity
 
 
 def media_limits(settings: Settings) -> MediaLimits:

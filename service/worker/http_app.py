@@ -34,6 +34,7 @@ from pydantic import ValidationError
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from service import telemetry
 from service.config import Settings
 from service.contract import (
     ChatEvent,
@@ -49,14 +50,13 @@ from service.contract import (
     read_job_frame,
 )
 from service.errors import InvalidRequest, ServiceError, Unauthorized, WorkerFailed, error_spec
-from service.http.body_limit import BodyLimitMiddleware
+from service.http.body_limit import add_body_limit
 from service.http.bulk import BulkWorker
 from service.http.errors import error_response, param_from_loc
 from service.http.loop_lag import watch_loop_lag
 from service.http.request_id import RequestIdMiddleware
 from service.http.request_metrics import MetricsMiddleware
 from service.http.streaming import EventStreamResponse
-from service.memory import budget_from_settings
 from service.metrics import Metrics, render_latest
 
 _log = logging.getLogger(__name__)
@@ -205,17 +205,11 @@ def create_worker_app(
         app.add_middleware(WorkerTokenMiddleware, token=settings.worker_token)
     else:
         _log.warning("worker_token is unset: /internal/* accepts any caller")
-    app.add_middleware(
-        BodyLimitMiddleware,
-        # A job is smaller than the request it came from (raw media, not base64).
-        max_bytes=settings.max_body_bytes,
-        timeout_s=settings.body_read_timeout_s,
-        metrics=metrics,
-        budget=budget_from_settings(settings, metrics),
-        hold_factor=WORKER_HOLD_FACTOR,
-    )
+    # A job is smaller than the request it came from (raw media, not base64).
+    add_body_limit(app, settings, metrics, hold_factor=WORKER_HOLD_FACTOR)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestIdMiddleware)
+    telemetry.instrument_app(app)  # outermost: the request span holds every other
     return app
 
 

@@ -35,6 +35,7 @@ class EngineLike(Protocol):
         sampling: SamplingSettings,
         request_id: str,
         lora_name: str | None = None,
+        priority: int = 0,
     ) -> AsyncIterator[GenerationDelta]: ...
 
     def num_unfinished_requests(self) -> int: ...

@@ -14,6 +14,11 @@ the per-request deadline between tokens, and closing the iterator (a client
 disconnect) cancels the pump, which aborts the request in vLLM and frees its
 slot. Metrics recorded here are the worker's share (see service.metrics):
 queue time and, through the encoder's observer, encoder batches.
+
+Spans (service.telemetry, when tracing is on): `engine.queue` (waiting for one
+of the engine's running slots), `media.feature` per item (with `cache.get`,
+`encoder.preprocess` and `encoder.batch` inside), `prompt.build`,
+`engine.prefill` (to the first token), `engine.decode` and `stream`.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from dataclasses import dataclass, field
 import torch
 
 from encoders.media import MediaError
+from service import telemetry
 from service.cache import CacheKey, EmbeddingCache, pack_f32, unpack_f32
 from service.contract import (
     ChatDelta,
@@ -54,6 +60,7 @@ from service.errors import (
 )
 from service.metrics import Metrics
 from service.worker.engine import GenerationDelta
+from service.worker.grammar import GrammarChecker
 from service.worker.interfaces import EncoderLike, EngineLike
 from service.worker.projector import Projector
 from service.worker.prompt import Conversation, PromptBuilder, PromptEmbeds, PromptError
@@ -104,9 +111,11 @@ class ModelWorker(Worker):
         limits: WorkerLimits | None = None,
         embedding_models: Sequence[str] = (),
         health_label: str | None = None,
+        grammar: GrammarChecker | None = None,
     ) -> None:
         """`health_label`: publish each readiness answer as `pandagpt_worker_healthy`
-        under this name (`serve`, where no pool does it for the gateway)."""
+        under this name (`serve`, where no pool does it for the gateway). `grammar`:
+        compile output constraints before generation (else only vLLM checks them)."""
         self._encoder = encoder
         self._projector = projector
         self._prompts = prompts
@@ -120,6 +129,7 @@ class ModelWorker(Worker):
         self._embedding_models = {*embedding_models, *served.lora_of}
         self._inflight: dict[CacheKey, asyncio.Task[torch.Tensor]] = {}
         self._health_label = health_label
+        self._grammar = grammar
         self._closed = False
 
     # --- chat ---
@@ -132,6 +142,8 @@ class ModelWorker(Worker):
         if self._closed:  # a pool sends the job to another worker
             raise Unavailable("The worker is shutting down.")
         lora_name = self._served.resolve(job.model)
+        if self._grammar is not None:  # a bad schema is a 400 before it takes a slot
+            await self._grammar.check(job.sampling.constraint)
         loop = asyncio.get_running_loop()
         enqueued = loop.time()
         deadline = enqueued + self._limits.request_timeout_s
@@ -139,7 +151,8 @@ class ModelWorker(Worker):
             try:
                 # The deadline covers the wait for a slot and the media encoding too.
                 async with asyncio.timeout_at(deadline):
-                    await slot.enter_async_context(self._slots.slot())
+                    with telemetry.span("engine.queue"):
+                        await slot.enter_async_context(self._slots.slot(job.priority))
                     self._metrics.queue_time.observe(loop.time() - enqueued)
                     prompt = await self._prompt(job)
             except TimeoutError as exc:
@@ -156,7 +169,8 @@ class ModelWorker(Worker):
         soft_token = await self.soft_token(job.media())
         try:
             conversation = Conversation.of_job(job)
-            return await asyncio.to_thread(self._prompts.build, conversation, soft_token)
+            with telemetry.span("prompt.build"):
+                return await asyncio.to_thread(self._prompts.build, conversation, soft_token)
         except PromptError as exc:
             raise InvalidRequest(str(exc), param="messages") from exc
 
@@ -180,6 +194,10 @@ class ModelWorker(Worker):
 
         Concurrent requests for the same item share one lookup and one encode
         (single flight); a caller that goes away does not cancel it for the others."""
+        with telemetry.span("media.feature", modality=item.modality, index=index):
+            return await self._feature(item, index)
+
+    async def _feature(self, item: MediaItem, index: int) -> torch.Tensor:
         digest = await asyncio.to_thread(lambda: hashlib.sha256(item.data).hexdigest())
         if digest != item.sha256:
             raise InvalidRequest(f"media item {index}: sha256 does not match its bytes")
@@ -214,15 +232,18 @@ class ModelWorker(Worker):
         self, job: ChatJob, prompt: PromptEmbeds, lora_name: str | None, deadline: float
     ) -> AsyncGenerator[ChatEvent, None]:
         """Engine deltas → events, within the deadline; leaving early aborts the engine."""
-        loop = asyncio.get_running_loop()
         events: asyncio.Queue[object] = asyncio.Queue()
         pump = asyncio.create_task(self._pump(job, prompt, lora_name, events))
         completion_tokens: dict[int, int] = {}
+        # Ended in `finally`, not a `with`: this generator's context may change between events.
+        span = telemetry.start_span("stream", n=job.sampling.n)
         try:
             while True:
-                remaining = max(deadline - loop.time(), 0.0)
                 try:
-                    item = await asyncio.wait_for(events.get(), timeout=remaining)
+                    # Not asyncio.wait_for: on 3.11 it drops a cancellation that arrives as
+                    # the item does, and the stream would then outlive its client.
+                    async with asyncio.timeout_at(deadline):
+                        item = await events.get()
                 except TimeoutError as exc:
                     raise DeadlineExceeded("Request timed out during generation.") from exc
                 if item is _DONE:
@@ -245,7 +266,11 @@ class ModelWorker(Worker):
         finally:
             if not pump.done():
                 pump.cancel()  # LLMEngine.generate aborts the vLLM request on cancel
-            await asyncio.gather(pump, return_exceptions=True)
+            # asyncio.wait, not gather: cancelling this wait again must not cancel the
+            # pump a second time, in the middle of vLLM's abort.
+            await asyncio.wait({pump})
+            span.set_attribute("completion_tokens", sum(completion_tokens.values()))
+            span.end()
 
     async def _pump(
         self,
@@ -256,11 +281,17 @@ class ModelWorker(Worker):
     ) -> None:
         # Request ids may come from clients (X-Request-ID) and repeat; vLLM's must not.
         engine_id = f"{job.request_id}-{uuid.uuid4().hex[:8]}"
+        span = telemetry.start_span("engine.prefill", prompt_tokens=prompt.num_tokens)
+        first = True
         try:
             stream = self._engine.generate(
-                prompt.embeds, job.sampling, engine_id, lora_name=lora_name
+                prompt.embeds, job.sampling, engine_id, lora_name=lora_name, priority=job.priority
             )
             async for delta in stream:
+                if first:  # prefill ends with the first token; decoding follows
+                    first = False
+                    span.end()
+                    span = telemetry.start_span("engine.decode")
                 events.put_nowait(delta)
             events.put_nowait(_DONE)
         except asyncio.CancelledError:
@@ -269,6 +300,8 @@ class ModelWorker(Worker):
             events.put_nowait(exc)
         except Exception as exc:
             events.put_nowait(engine_error(exc, job.request_id))
+        finally:
+            span.end()
 
     # --- embeddings ---
 
@@ -338,6 +371,8 @@ class ModelWorker(Worker):
         # end of shutdown, and a handler left running meanwhile logs the dying core
         # as an engine failure. Nothing else is served by now.
         self._engine.shutdown()
+        if self._grammar is not None:
+            self._grammar.close()
         await self._encoder.aclose()
         await self._cache.aclose()
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from service.contract import SamplingSettings
+from service.contract import OutputConstraint, SamplingSettings
 
 TURN_STOP = "###"
 DEFAULT_TOP_P = 0.01
@@ -28,10 +28,36 @@ def _first(*values: Any) -> Any:
     return next(v for v in values if v is not None)
 
 
+def turn_stop_applies(sampling: SamplingSettings) -> bool:
+    """`###` ends a reply, except for fixed-length benchmarks and under a grammar
+    constraint (that only ends where the output is complete; a `###` inside a JSON
+    string must not cut it). "auto" tool calls (a structural tag) keep it: free text."""
+    constraint = sampling.constraint
+    grammar_ends = constraint is not None and constraint.kind != "structural_tag"
+    return not (sampling.ignore_eos or grammar_ends)
+
+
 def stop_strings(sampling: SamplingSettings) -> list[str]:
-    """User stops plus `###` (unless ignore_eos), de-duplicated, order kept."""
-    turn_stop = [] if sampling.ignore_eos else [TURN_STOP]
+    """User stops plus `###` (where it applies), de-duplicated, order kept."""
+    turn_stop = [TURN_STOP] if turn_stop_applies(sampling) else []
     return list(dict.fromkeys([*(s for s in sampling.stop if s), *turn_stop]))
+
+
+def structured_outputs(constraint: OutputConstraint | None) -> Any:
+    """`vllm.sampling_params.StructuredOutputsParams` for a job's constraint, or None."""
+    if constraint is None:
+        return None
+    from vllm.sampling_params import StructuredOutputsParams
+
+    if constraint.kind == "json_object":
+        return StructuredOutputsParams(json_object=True)
+    if constraint.kind == "json_schema":
+        return StructuredOutputsParams(json=constraint.json_schema)
+    if constraint.kind == "regex":
+        return StructuredOutputsParams(regex=constraint.regex)
+    if constraint.kind == "choice":
+        return StructuredOutputsParams(choice=constraint.choice)
+    return StructuredOutputsParams(structural_tag=constraint.structural_tag)
 
 
 def vllm_sampling_params(sampling: SamplingSettings) -> Any:
@@ -52,6 +78,7 @@ def vllm_sampling_params(sampling: SamplingSettings) -> Any:
         frequency_penalty=sampling.frequency_penalty,
         ignore_eos=sampling.ignore_eos,
         logprobs=sampling.logprobs,
+        structured_outputs=structured_outputs(sampling.constraint),
         # Cumulative text lets StopHoldback decide what is safe to send.
         output_kind=RequestOutputKind.CUMULATIVE,
     )
@@ -71,8 +98,9 @@ def partial_stop_len(text: str, stops: Sequence[str]) -> int:
 class StopHoldback:
     """Turns cumulative text into safe deltas for one completion."""
 
-    def __init__(self, stops: Sequence[str]) -> None:
+    def __init__(self, stops: Sequence[str], turn_stop: bool = True) -> None:
         self.stops = list(stops)
+        self.turn_stop = turn_stop  # False under a grammar: a trailing "#" is output
         self.sent = 0  # characters of the cumulative text already sent
 
     def delta(self, text: str, finished: bool) -> str:
@@ -80,7 +108,7 @@ class StopHoldback:
             # The engine already cut a matched stop string. A dangling start of
             # the turn marker ("#", "##") at the end (length cut, or EOS) is the
             # model beginning "###": it is never sent. A user stop's prefix is.
-            end = len(text) - partial_stop_len(text, [TURN_STOP])
+            end = len(text) - partial_stop_len(text, [TURN_STOP] if self.turn_stop else [])
         else:
             end = len(text) - partial_stop_len(text, self.stops)
         end = max(end, self.sent)

@@ -3,16 +3,18 @@
 A job first takes a place in the queue; when the queue is full the worker
 refuses at once with `ServerBusy` (the gateway answers 429 with Retry-After)
 instead of letting latency grow without bound. A queued job then waits for one
-of the running slots. Both counts feed readiness.
+of the running slots, lower `priority` first and in arrival order within one
+(the job's priority, vLLM's convention); a freed slot goes straight to the
+head of the queue. Both counts feed readiness.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from service.errors import ServerBusy
+from service.waiters import PriorityWaiters
 
 
 class SlotQueue:
@@ -24,26 +26,34 @@ class SlotQueue:
         self.max_running = max_running
         self.max_waiting = max_waiting
         self.retry_after_s = retry_after_s
-        self._slots = asyncio.Semaphore(max_running)
         self.running = 0
-        self.waiting = 0
+        self._queue = PriorityWaiters()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._queue)
 
     @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    async def slot(self, priority: int = 0) -> AsyncIterator[None]:
         """Hold one running slot for the body; raises `ServerBusy` when saturated."""
-        if self._slots.locked() and self.waiting >= self.max_waiting:
+        await self._acquire(priority)
+        try:
+            yield
+        finally:
+            self._hand_on()
+
+    async def _acquire(self, priority: int) -> None:
+        if self.running < self.max_running and not self._queue:
+            self.running += 1
+            return
+        if len(self._queue) >= self.max_waiting:
             raise ServerBusy(
                 f"Worker is busy: {self.running} jobs running and {self.waiting} waiting.",
                 retry_after=self.retry_after_s,
             )
-        self.waiting += 1
-        try:
-            await self._slots.acquire()
-        finally:
-            self.waiting -= 1
-        self.running += 1
-        try:
-            yield
-        finally:
+        await self._queue.wait(priority, pass_on=self._hand_on)
+
+    def _hand_on(self) -> None:
+        """A slot is free: the first job still waiting gets it (running stays), else it frees."""
+        if not self._queue.hand_over():
             self.running -= 1
-            self._slots.release()

@@ -29,7 +29,7 @@ def run(promtool: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_rules_check(promtool: Path) -> None:
     proc = run(promtool, "check", "rules", str(ALERTS))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "SUCCESS: 6 rules found" in proc.stdout
+    assert "SUCCESS: 7 rules found" in proc.stdout
 
 
 def test_compose_prometheus_config_check(promtool: Path, tmp_path: Path) -> None:

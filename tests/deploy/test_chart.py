@@ -175,12 +175,14 @@ def test_memory_budgets_fit_the_memory_limits(render, profile: Path) -> None:
     # The budget for request data is sized from the container's limit (or set to at most
     # half of it): every gateway and worker container has one.
     for component in ("gateway", "worker"):
-        (deployment,) = find(render(*profile_args(profile)), "Deployment", component)
-        main = next(c for c in containers(deployment) if c["name"] == component)
-        limit = _quantity_bytes(main["resources"]["limits"]["memory"])
-        env = {e["name"]: e.get("value") for e in main.get("env", [])}
-        budget = env.get("PANDAGPT_MEMORY_BUDGET_BYTES")
-        assert budget is None or 2 * int(budget) <= limit, (component, budget, limit)
+        deployments = find(render(*profile_args(profile)), "Deployment", component)
+        assert deployments, component
+        for deployment in deployments:  # one per worker group
+            main = next(c for c in containers(deployment) if c["name"] == component)
+            limit = _quantity_bytes(main["resources"]["limits"]["memory"])
+            env = {e["name"]: e.get("value") for e in main.get("env", [])}
+            budget = env.get("PANDAGPT_MEMORY_BUDGET_BYTES")
+            assert budget is None or 2 * int(budget) <= limit, (component, budget, limit)
 
 
 def test_memory_budget_over_half_the_limit_or_no_limit_is_refused(helm: Path, render) -> None:
@@ -312,6 +314,26 @@ def test_given_api_keys_are_stored_one_per_line(render) -> None:
     )
 
 
+def test_tracing_env_reaches_every_pandagpt_container(render) -> None:
+    traced = render(*profile_args(CHART / "ci" / "ingress-monitoring-netpol-values.yaml"))
+    deployments = find(traced, "Deployment", "gateway") + find(traced, "Deployment", "worker")
+    assert len(deployments) >= 2
+    for deployment in deployments:
+        (container,) = [c for c in containers(deployment) if c["name"] in ("gateway", "worker")]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector.observability:4317"
+        assert env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "grpc"
+        assert env["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio"
+        assert env["OTEL_TRACES_SAMPLER_ARG"] == "0.1"
+        attributes = dict(kv.split("=", 1) for kv in env["OTEL_RESOURCE_ATTRIBUTES"].split(","))
+        assert attributes["cluster"] == "gpu-eu-1"
+        assert attributes["service.namespace"]
+    # Off by default: no OTEL_* variable at all.
+    for deployment in find(render(), "Deployment"):
+        for container in containers(deployment):
+            assert not [e for e in container.get("env", []) if e["name"].startswith("OTEL_")]
+
+
 # --- values guards: the schema refuses wrong types, validateValues cross-field mistakes ---
 
 
@@ -323,6 +345,7 @@ def test_given_api_keys_are_stored_one_per_line(render) -> None:
         ("gateway.autoscaling.enabled=yes", "autoscaling/enabled"),
         ("worker.engin.dtype=float16", "engin"),
         ("weights.persistence.size=lots", "size"),
+        ("tracing.protocol=http/json", "protocol"),
     ],
 )
 def test_schema_rejects_wrong_values(helm: Path, setting: str, complaint: str) -> None:

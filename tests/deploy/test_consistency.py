@@ -158,9 +158,13 @@ def test_service_ports_reach_the_container_port(render) -> None:
         manifests = render(*profile_args(profile))
         for service in find(manifests, "Service"):
             component = service["metadata"]["labels"]["app.kubernetes.io/component"]
-            (workload,) = [m for m in manifests if m["kind"] in {"Deployment", "StatefulSet"}
-                           and m["metadata"]["labels"]["app.kubernetes.io/component"]
-                           == component]  # fmt: skip
+            selector = service["spec"]["selector"].items()  # one workload per worker group
+            (workload,) = [
+                m
+                for m in manifests
+                if m["kind"] in {"Deployment", "StatefulSet"}
+                and selector <= m["spec"]["template"]["metadata"]["labels"].items()
+            ]
             names = {p["name"] for c in containers(workload) for p in c.get("ports", [])}
             for port in service["spec"]["ports"]:
                 assert port["targetPort"] in names, f"{component}: {port['targetPort']}"

@@ -15,6 +15,7 @@ import httpx
 import openai
 import pytest
 
+from tests.e2e import structured
 from tests.utils.media import audio_part, data_url, image_part, url_part, user
 from tests.utils.processes import (
     Process,
@@ -205,6 +206,43 @@ def test_seed_reproducible(client: openai.OpenAI, model: str) -> None:
 
 
 # --- embeddings and models ---
+
+
+# --- structured outputs and tool calls (checks in tests/e2e/structured.py) ---
+
+
+def test_json_schema_with_media_n2_logprobs(client: openai.OpenAI, model: str) -> None:
+    structured.check_json_schema(client, model)
+
+
+def test_json_schema_streamed(client: openai.OpenAI, model: str) -> None:
+    structured.check_json_schema_streamed(client, model)
+
+
+def test_json_object(client: openai.OpenAI, model: str) -> None:
+    structured.check_json_object(client, model)
+
+
+def test_named_tool_call(client: openai.OpenAI, model: str) -> None:
+    structured.check_named_tool_call(client, model)
+
+
+def test_named_tool_call_streamed(client: openai.OpenAI, model: str) -> None:
+    structured.check_named_tool_call_streamed(client, model)
+
+
+def test_required_tool_calls_streamed(client: openai.OpenAI, model: str) -> None:
+    structured.check_required_tool_calls_streamed(client, model)
+
+
+def test_tool_result_follow_up(client: openai.OpenAI, model: str) -> None:
+    structured.check_tool_result_follow_up(client, model)
+
+
+def test_uncompilable_schema_unknown_tool_and_limits_are_400(
+    client: openai.OpenAI, model: str
+) -> None:
+    structured.check_refusals(client, model)
 
 
 def test_embeddings(client: openai.OpenAI, model: str) -> None:

@@ -21,6 +21,7 @@ import pytest
 
 from service.contract import ChatJob, ChatTurn, MediaItem, SamplingSettings, UserTurn
 from service.gateway import HTTPWorkerClient
+from tests.e2e import structured
 from tests.utils.media import MEDIA_DIR, data_url, image_part, media_bytes, user
 from tests.utils.processes import (
     PANDAGPT,
@@ -190,6 +191,16 @@ def test_allowlisted_media_server_is_fetched(
     with pytest.raises(openai.BadRequestError) as info:
         chat_image(client, model, "http://10.255.255.1/x.jpg")  # private, not allowlisted
     assert isinstance(info.value.body, dict) and info.value.body["code"] == "media_blocked_address"
+
+
+def test_structured_outputs_and_tool_calls_through_the_gateway(
+    client: openai.OpenAI, model: str
+) -> None:
+    """The constraint crosses the job frame; a worker's compile error is the gateway's 400."""
+    structured.check_json_schema(client, model)
+    structured.check_named_tool_call_streamed(client, model)
+    structured.check_tool_result_follow_up(client, model)
+    structured.check_refusals(client, model)
 
 
 def test_stopped_worker_is_routed_around(split: Split, client: openai.OpenAI, model: str) -> None:

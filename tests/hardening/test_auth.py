@@ -3,6 +3,7 @@ editing the key file, keys absent from logs and error bodies, and constant-time 
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 import time
@@ -124,9 +125,10 @@ def test_key_comparison_uses_hmac_compare_digest(monkeypatch: pytest.MonkeyPatch
     with TestClient(app) as client:
         refused = client.get("/v1/models", headers={"Authorization": "Bearer first-key-0"})
         assert refused.status_code == 401
-        # Every configured key is compared, even after a match: no early exit.
-        assert [b for _, b in calls] == [k.encode() for k in keys]
+        # Every configured key (as its SHA-256) is compared, even after a match: no early exit.
+        digests = [hashlib.sha256(k.encode()).hexdigest().encode() for k in keys]
+        assert [b for _, b in calls] == digests
         calls.clear()
         ok = client.get("/v1/models", headers={"Authorization": f"Bearer {keys[0]}"})
         assert ok.status_code == 200
-        assert [b for _, b in calls] == [k.encode() for k in keys]
+        assert [b for _, b in calls] == digests

@@ -168,3 +168,63 @@ def test_streams_beyond_the_queue_get_429_with_retry_after(
         assert retry_after.isdigit() and int(retry_after) >= 1
     assert wait_until_idle(service.url) == 0
     assert_serves(service)
+
+
+def _deep_schema(depth: int) -> dict[str, object]:
+    schema: dict[str, object] = {"type": "integer"}
+    for _ in range(depth):
+        schema = {"type": "array", "items": schema}
+    return schema
+
+
+OVER_LIMIT = [
+    ({"messages": [{"role": "user", "content": "hi"}] * 257}, "messages"),
+    ({"messages": [{"role": "user", "content": [text_part("x")] * 65}]}, "messages.0.content"),
+    ({"messages": [{"role": "user", "content": "x" * 262_145}]}, "messages.0.content"),
+    ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
+    ({"stop": "s" * 257}, "stop"),
+    ({"user": "u" * 257}, "user"),
+    ({"n": 4, "max_tokens": 9000}, "max_tokens"),
+    (
+        {"tools": [{"type": "function", "function": {"name": f"f{i}"}} for i in range(65)]},
+        "tools",
+    ),
+    (
+        {
+            "tools": [
+                {"type": "function", "function": {"name": "f", "parameters": _deep_schema(17)}}
+            ]
+        },
+        "tools.0.function.parameters",
+    ),
+    (
+        {
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "big", "schema": {"enum": ["v" * 100] * 400}},
+            }
+        },
+        "response_format.json_schema.schema",
+    ),
+]
+
+
+@pytest.mark.parametrize(("extra", "param"), OVER_LIMIT)
+def test_over_limit_fields_are_400_naming_the_parameter(
+    service: Service, extra: dict[str, object], param: str
+) -> None:
+    body = {**chat_body(service.model, max_tokens=2), **extra}
+    response = _post(service, body)
+    assert response.status_code == 400, response.text
+    assert _error(response)["param"] == param
+
+
+def test_uncompilable_schema_is_400_and_the_worker_still_serves(service: Service) -> None:
+    """Valid JSON Schema the grammar compiler rejects: refused by the worker's pre-compile."""
+    schema = {"type": "object", "properties": {"a": {"$ref": "#/$defs/missing"}}}
+    form = {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}
+    for _ in range(3):
+        response = _post(service, chat_body(service.model, response_format=form, max_tokens=2))
+        assert response.status_code == 400, response.text
+        assert _error(response)["param"] == "response_format"
+    assert_serves(service)

@@ -44,11 +44,14 @@ app.kubernetes.io/part-of: pandagpt
 {{- end }}
 {{- end -}}
 
-{{/* pandagpt.selectorLabels: the immutable subset of labels used by selectors; same arguments as pandagpt.labels. */}}
+{{/* pandagpt.selectorLabels: the immutable subset of labels used by selectors; same arguments as pandagpt.labels, plus "group" for a named worker group. */}}
 {{- define "pandagpt.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "pandagpt.name" .root }}
 app.kubernetes.io/instance: {{ .root.Release.Name }}
 app.kubernetes.io/component: {{ .component }}
+{{- with .group }}
+pandagpt.io/worker-group: {{ . }}
+{{- end }}
 {{- end -}}
 
 {{/* pandagpt.serviceAccountName: the ServiceAccount every pod runs as. */}}
@@ -219,6 +222,29 @@ imagePullSecrets:
   value: {{ .root.Values.environment | quote }}
 - name: PANDAGPT_SHUTDOWN_GRACE_S
   value: {{ max 0 (sub (int .grace) 10) | quote }}
+{{- include "pandagpt.tracing.env" .root }}
+{{- end -}}
+
+{{/* pandagpt.tracing.env: the standard OTEL_* variables of every pandagpt container when tracing.endpoint is set (service.name comes from the process: pandagpt-gateway, pandagpt-worker). */}}
+{{- define "pandagpt.tracing.env" -}}
+{{- with .Values.tracing }}
+{{- if .endpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ .endpoint | quote }}
+- name: OTEL_EXPORTER_OTLP_PROTOCOL
+  value: {{ .protocol | quote }}
+- name: OTEL_TRACES_SAMPLER
+  value: {{ .sampler | quote }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ .samplerArg | toString | quote }}
+{{- $attrs := list (printf "service.namespace=%s" $.Release.Namespace) (printf "deployment.environment=%s" $.Values.environment) }}
+{{- range $key, $value := .resourceAttributes }}
+{{- $attrs = append $attrs (printf "%s=%s" $key (toString $value)) }}
+{{- end }}
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ join "," $attrs | quote }}
+{{- end }}
+{{- end }}
 {{- end -}}
 
 {{/* pandagpt.envValue: one value as a quoted env string: maps and lists as JSON, whole floats as integers (YAML files give 67108864 as 6.7108864e+07). */}}
@@ -242,15 +268,40 @@ imagePullSecrets:
 {{- end }}
 {{- end -}}
 
-{{/* pandagpt.worker.modelDir: PANDAGPT_MODEL_DIR of workers. */}}
+{{/* pandagpt.worker.modelDir: PANDAGPT_MODEL_DIR of workers; call with a group's merged weights values. */}}
 {{- define "pandagpt.worker.modelDir" -}}
-{{- $sub := required "weights.modelSubPath is required: --set weights.modelSubPath=pandagpt" .Values.weights.modelSubPath -}}
-{{- printf "%s/%s" (trimSuffix "/" .Values.weights.mountPath) $sub -}}
+{{- $sub := required "weights.modelSubPath is required: --set weights.modelSubPath=pandagpt" .modelSubPath -}}
+{{- printf "%s/%s" (trimSuffix "/" .mountPath) $sub -}}
 {{- end -}}
 
-{{/* pandagpt.worker.url: the worker Service URL gateways use (PANDAGPT_WORKER_URLS). */}}
+{{/* pandagpt.worker.groups: the worker groups as JSON {"groups": [{"name", "values", "weights"}]}: each of worker.groups merged over worker.* and weights.*; none given: one unnamed group, worker.* itself. */}}
+{{- define "pandagpt.worker.groups" -}}
+{{- $base := omit .Values.worker "groups" -}}
+{{- $groups := list -}}
+{{- range .Values.worker.groups -}}
+{{- $values := mergeOverwrite (deepCopy $base) (omit . "name" "weights") -}}
+{{- $weights := mergeOverwrite (deepCopy $.Values.weights) (deepCopy (.weights | default dict)) -}}
+{{- $groups = append $groups (dict "name" .name "values" $values "weights" $weights) -}}
+{{- end -}}
+{{- if not $groups -}}
+{{- $groups = list (dict "name" "" "values" $base "weights" .Values.weights) -}}
+{{- end -}}
+{{- toJson (dict "groups" $groups) -}}
+{{- end -}}
+
+{{/* pandagpt.worker.name: a worker group's resource name, <fullname>-worker[-<group>]; call with (dict "root" $ "group" NAME). */}}
+{{- define "pandagpt.worker.name" -}}
+{{- $name := include "pandagpt.componentName" (dict "root" .root "component" "worker") -}}
+{{- if .group }}{{ printf "%s-%s" $name .group | trunc 63 | trimSuffix "-" }}{{ else }}{{ $name }}{{ end -}}
+{{- end -}}
+
+{{/* pandagpt.worker.url: the worker Service URLs gateways use (PANDAGPT_WORKER_URLS), one per group, comma-separated. */}}
 {{- define "pandagpt.worker.url" -}}
-{{- printf "http://%s:%v" (include "pandagpt.componentName" (dict "root" . "component" "worker")) .Values.worker.service.port -}}
+{{- $urls := list -}}
+{{- range (include "pandagpt.worker.groups" . | fromJson).groups -}}
+{{- $urls = append $urls (printf "http://%s:%v" (include "pandagpt.worker.name" (dict "root" $ "group" .name)) .values.service.port) -}}
+{{- end -}}
+{{- join "," $urls -}}
 {{- end -}}
 
 {{/* pandagpt.weights.claimName: the claim holding the weights (existing or created). */}}
@@ -326,6 +377,18 @@ imagePullSecrets:
 {{- end -}}
 {{- if and .Values.weights.init.enabled (not .Values.weights.persistence.enabled) (not .Values.weights.vicuna.existingClaim) -}}
 {{- $errors = append $errors "weights.persistence.enabled=false: Vicuna cannot be inside an emptyDir; mount it from a claim: --set weights.vicuna.existingClaim=CLAIM" -}}
+{{- end -}}
+{{- $groupNames := list -}}
+{{- range .Values.worker.groups -}}
+{{- if has .name $groupNames -}}
+{{- $errors = append $errors (printf "worker.groups has two groups named %q; names must be unique: rename one" .name) -}}
+{{- end -}}
+{{- $groupNames = append $groupNames .name -}}
+{{- end -}}
+{{- range (include "pandagpt.worker.groups" . | fromJson).groups -}}
+{{- if and .name .values.autoscaling.keda.enabled .values.autoscaling.hpa.enabled -}}
+{{- $errors = append $errors (printf "worker group %q enables both KEDA and the HPA; pick one in its autoscaling" .name) -}}
+{{- end -}}
 {{- end -}}
 {{- if and (not .Values.weights.init.mergeLora) (not .Values.worker.engine.enableLora) -}}
 {{- $errors = append $errors "weights.init.mergeLora=false writes an unmerged adapter that only a LoRA-enabled engine serves: --set worker.engine.enableLora=true" -}}

@@ -9,8 +9,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
+from service.api.chat_completion.bounds import (
+    MAX_CONTENT_PARTS,
+    MAX_ID_CHARS,
+    MAX_MESSAGES,
+    MAX_STOP,
+    MAX_STOP_CHARS,
+    MAX_TOOL_CALLS,
+    MAX_TOOLS,
+)
 from service.api.protocol_base import OpenAIBaseModel
-from service.contract import SamplingSettings
+from service.contract import OutputConstraint, SamplingSettings
 
 # --- content parts ---
 
@@ -107,20 +116,81 @@ class DeveloperMessage(OpenAIBaseModel):
 
 class UserMessage(OpenAIBaseModel):
     role: Literal["user"]
-    content: str | list[ContentPart]
-    name: str | None = None
+    content: str | Annotated[list[ContentPart], Field(max_length=MAX_CONTENT_PARTS)]
+    name: str | None = Field(None, max_length=MAX_ID_CHARS)
+
+
+class FunctionCall(OpenAIBaseModel):
+    name: str
+    arguments: str  # JSON text, as the model wrote it
+
+
+class ToolCall(OpenAIBaseModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
 
 
 class AssistantMessage(OpenAIBaseModel):
     role: Literal["assistant"]
     content: str | list[TextPart] | None = None
     name: str | None = None
+    tool_calls: list[ToolCall] | None = Field(None, max_length=MAX_TOOL_CALLS)
+
+
+class ToolMessage(OpenAIBaseModel):
+    role: Literal["tool"]
+    content: str | list[TextPart]
+    tool_call_id: str = Field(max_length=MAX_ID_CHARS)
 
 
 Message = Annotated[
-    SystemMessage | DeveloperMessage | UserMessage | AssistantMessage,
+    SystemMessage | DeveloperMessage | UserMessage | AssistantMessage | ToolMessage,
     Field(discriminator="role"),
 ]
+
+# --- response_format and tools ---
+
+
+class JSONSchemaFormat(OpenAIBaseModel):
+    name: str
+    description: str | None = None
+    # `schema` would shadow a BaseModel attribute; the wire name stays "schema".
+    schema_: dict[str, Any] | None = Field(None, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(OpenAIBaseModel):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JSONSchemaFormat | None = None
+
+
+class FunctionDefinition(OpenAIBaseModel):
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ChatCompletionTool(OpenAIBaseModel):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class NamedFunction(OpenAIBaseModel):
+    name: str
+
+
+class NamedToolChoice(OpenAIBaseModel):
+    type: Literal["function"]
+    function: NamedFunction
+
+
+class StructuredOutputs(OpenAIBaseModel):
+    """vLLM's extension: a regex or a fixed set of answers."""
+
+    regex: str | None = None
+    choice: list[str] | None = None
 
 
 class StreamOptions(OpenAIBaseModel):
@@ -128,7 +198,7 @@ class StreamOptions(OpenAIBaseModel):
 
 
 class ChatCompletionRequest(OpenAIBaseModel):
-    messages: list[Message] = Field(min_length=1)
+    messages: list[Message] = Field(min_length=1, max_length=MAX_MESSAGES)
     model: str | None = None  # optional here: the first served model when omitted
     frequency_penalty: float | None = Field(0.0, ge=-2.0, le=2.0)
     logprobs: bool | None = False
@@ -136,22 +206,57 @@ class ChatCompletionRequest(OpenAIBaseModel):
     max_tokens: int | None = Field(None, ge=1, description="Deprecated alias.")
     n: int = Field(1, ge=1, description="Choices; at most the server's max_n (16).")
     presence_penalty: float | None = Field(0.0, ge=-2.0, le=2.0)
-    response_format: dict[str, Any] | None = None  # only {"type": "text"} is served
+    parallel_tool_calls: bool | None = None  # default true, as OpenAI's
+    response_format: ResponseFormat | None = None
     seed: int | None = None
-    stop: str | list[str] | None = None
+    # (a single string's length is checked in limits.py: a constrained str in this
+    # union would name the parameter "stop.constrained-str")
+    stop: (
+        str
+        | Annotated[
+            list[Annotated[str, Field(max_length=MAX_STOP_CHARS)]], Field(max_length=MAX_STOP)
+        ]
+        | None
+    ) = None
     stream: bool = False
     stream_options: StreamOptions | None = None
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_logprobs: int | None = Field(None, ge=0, le=20)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
-    tools: list[dict[str, Any]] | None = None  # refused when non-empty: no function calling
-    user: str | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    tools: list[ChatCompletionTool] | None = Field(None, max_length=MAX_TOOLS)
+    user: str | None = Field(None, max_length=MAX_ID_CHARS)
 
     # --- extensions (vLLM names) ---
     top_k: int | None = Field(None, ge=-1, description="-1 or 0 disables top-k.")
     ignore_eos: bool = False
+    structured_outputs: StructuredOutputs | None = None
+    priority: int | None = Field(
+        None,
+        description="Lower is served first (vLLM's field); default and floor: the API key's"
+        " priority, else 0.",
+    )
 
-    def to_sampling(self, defaults: SamplingSettings | None = None) -> SamplingSettings:
+    def prompt_size(self) -> tuple[int, int]:
+        """(characters of text, media parts) across all messages: the token estimate's input."""
+        chars = media = 0
+        for message in self.messages:
+            content = message.content
+            if isinstance(content, str):
+                chars += len(content)
+                continue
+            for part in content or []:
+                if isinstance(part, TextPart):
+                    chars += len(part.text)
+                else:
+                    media += 1
+        return chars, media
+
+    def to_sampling(
+        self,
+        defaults: SamplingSettings | None = None,
+        constraint: OutputConstraint | None = None,
+    ) -> SamplingSettings:
         """Request value, else the server default; None left for the worker to
         fill with the reference default (top_p 0.01, temperature 1.0, 256 tokens)."""
         base = defaults or SamplingSettings()
@@ -169,6 +274,7 @@ class ChatCompletionRequest(OpenAIBaseModel):
             frequency_penalty=self.frequency_penalty or 0.0,
             ignore_eos=self.ignore_eos,
             logprobs=(self.top_logprobs or 0) if self.logprobs else None,
+            constraint=constraint,
         )
 
 
@@ -206,6 +312,7 @@ class ChoiceLogprobs(OpenAIBaseModel):
 class ChatMessage(OpenAIBaseModel):
     role: Literal["assistant"] = "assistant"
     content: str | None = None
+    tool_calls: list[ToolCall] | None = None
 
 
 class ChatCompletionChoice(OpenAIBaseModel):
@@ -225,9 +332,22 @@ class ChatCompletionResponse(OpenAIBaseModel):
     system_fingerprint: str | None = None
 
 
+class DeltaFunctionCall(OpenAIBaseModel):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class DeltaToolCall(OpenAIBaseModel):
+    index: int
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: DeltaFunctionCall | None = None
+
+
 class DeltaMessage(OpenAIBaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    tool_calls: list[DeltaToolCall] | None = None
 
 
 class ChatCompletionStreamChoice(OpenAIBaseModel):

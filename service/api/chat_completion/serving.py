@@ -19,7 +19,10 @@ from functools import cached_property
 
 from starlette.responses import JSONResponse, Response
 
+from service import telemetry
+from service.api.admission import Admission, admit
 from service.api.chat_completion.conversation import build_job
+from service.api.chat_completion.limits import check_limits
 from service.api.chat_completion.protocol import (
     ChatCompletionChoice,
     ChatCompletionChunk,
@@ -28,14 +31,18 @@ from service.api.chat_completion.protocol import (
     ChatCompletionStreamChoice,
     ChatCompletionTokenLogprob,
     ChatCompletionTopLogprob,
-    ChatMessage,
     ChoiceLogprobs,
     DeltaMessage,
     UsageInfo,
     completion_id,
     now,
 )
-from service.api.inflight import Ticket
+from service.api.chat_completion.structured import ToolPlan, plan_output
+from service.api.chat_completion.tool_replies import (
+    ToolCallStream,
+    reply_message,
+    stream_choice,
+)
 from service.api.serving import OpenAIServing
 from service.contract import ChatDelta, ChatEvent, ChatUsage, SamplingSettings, close_events
 from service.errors import (
@@ -49,6 +56,7 @@ from service.errors import (
 )
 from service.http.streaming import EventStreamResponse, sse
 from service.metrics import Metrics
+from service.quota.quota import estimate_tokens
 
 _log = logging.getLogger(__name__)
 
@@ -59,19 +67,23 @@ class _Run:
     def __init__(
         self,
         events: AsyncIterator[ChatEvent],
-        ticket: Ticket,
+        ticket: Admission,
         metrics: Metrics,
         deadline: float,
         timeout_s: float,
+        model: str,
     ) -> None:
         self.events = events
         self.ticket = ticket
         self.metrics = metrics
+        self.model = model
         self.deadline = deadline
         self.timeout_s = timeout_s
         self.start = time.perf_counter()
         self.last_token: float | None = None
         self.outcome = "aborted"  # until it ends one way or another
+        # Ended by close(), not a `with`: the stream outlives the handler's context.
+        self.span = telemetry.start_span("stream", model=model)
 
     async def next(self) -> ChatEvent | None:
         """The next event; a worker error event is raised as its ServiceError."""
@@ -93,25 +105,29 @@ class _Run:
         elif not isinstance(event, ChatDelta | ChatUsage):
             raise error_from_kind(event.kind, event.message, param=event.param, code=event.code)
         if isinstance(event, ChatUsage):
-            self.metrics.prompt_tokens.inc(event.prompt_tokens)
-            self.metrics.generation_tokens.inc(event.completion_tokens)
+            self.ticket.record_usage(event.prompt_tokens, event.completion_tokens)
+            self.metrics.prompt_tokens.labels(model=self.model).inc(event.prompt_tokens)
+            self.metrics.generation_tokens.labels(model=self.model).inc(event.completion_tokens)
         return event
 
     def _observe_token(self) -> None:
         t = time.perf_counter()
         if self.last_token is None:
-            self.metrics.time_to_first_token.observe(t - self.start)
+            self.span.add_event("first_token")
+            self.metrics.time_to_first_token.labels(model=self.model).observe(t - self.start)
             self.ticket.started()
         else:
-            self.metrics.inter_token_latency.observe(t - self.last_token)
+            self.metrics.inter_token_latency.labels(model=self.model).observe(t - self.last_token)
         self.last_token = t
 
     async def close(self) -> None:
         await close_events(self.events)
-        self.metrics.e2e_request_latency.labels(endpoint="chat", outcome=self.outcome).observe(
-            time.perf_counter() - self.start
-        )
+        self.metrics.e2e_request_latency.labels(
+            endpoint="chat", outcome=self.outcome, model=self.model
+        ).observe(time.perf_counter() - self.start)
         self.ticket.release()
+        self.span.set_attribute("outcome", self.outcome)
+        self.span.end()
 
 
 class ChatServing(OpenAIServing):
@@ -130,15 +146,8 @@ class ChatServing(OpenAIServing):
             raise InvalidRequest(
                 "stream_options is only allowed with stream=true.", param="stream_options"
             )
-        if request.tools:
-            raise InvalidRequest(
-                "This server does not support tools (function calling).", param="tools"
-            )
-        if request.response_format and request.response_format.get("type", "text") != "text":
-            raise InvalidRequest(
-                'Only response_format {"type": "text"} is supported.',
-                param="response_format",
-            )
+        check_limits(request, self.settings.max_total_tokens)
+        plan = plan_output(request)  # response_format, tools: the output's constraint
         if request.top_logprobs is not None and not request.logprobs:
             raise InvalidRequest("top_logprobs needs logprobs=true.", param="top_logprobs")
         if request.n > self.settings.max_n:
@@ -149,21 +158,35 @@ class ChatServing(OpenAIServing):
             )
         model = await self.catalog.resolve(request.model)
         _check_max_tokens(request, model.max_model_len)
-        ticket = self.inflight.acquire()
+        with telemetry.span("admission"):
+            ticket = await admit(
+                self.quota,
+                self.inflight,
+                endpoint="chat",
+                tokens=_reservation(request, self.settings.default_max_tokens, model.max_model_len),
+                priority=request.priority,
+                queue_timeout_s=self.settings.request_timeout_s,
+            )
         timeout_s = self.settings.request_timeout_s
         deadline = asyncio.get_running_loop().time() + timeout_s
         run: _Run | None = None
         try:
             async with asyncio.timeout_at(deadline):
-                job = await build_job(
-                    request,
-                    model=model.id,
-                    request_id=request_id,
-                    fetcher=self.fetcher,
-                    max_media_items=self.settings.max_media_items,
-                    sampling=request.to_sampling(self.defaults),
-                )
-            run = _Run(aiter(self.worker.chat(job)), ticket, self.metrics, deadline, timeout_s)
+                with telemetry.span("job.build"):
+                    job = await build_job(
+                        request,
+                        model=model.id,
+                        request_id=request_id,
+                        fetcher=self.fetcher,
+                        max_media_items=self.settings.max_media_items,
+                        sampling=request.to_sampling(self.defaults, plan.constraint),
+                        tools_text=plan.system_text,
+                    )
+            job.priority = ticket.priority
+            ticket.grant.count_media(item.modality for item in job.media())
+            run = _Run(
+                aiter(self.worker.chat(job)), ticket, self.metrics, deadline, timeout_s, model.id
+            )
             first = await run.next()  # errors before streaming → HTTP status
         except TimeoutError as exc:
             ticket.release()
@@ -178,12 +201,13 @@ class ChatServing(OpenAIServing):
         cid, created = completion_id(), now()
         if request.stream:
             include_usage = bool(request.stream_options and request.stream_options.include_usage)
+            calls = ToolCallStream(plan.tools, bool(request.logprobs)) if plan.tools else None
             return EventStreamResponse(
-                _stream(run, first, cid, created, model.id, request.n, include_usage)
+                _stream(run, first, cid, created, model.id, request.n, include_usage, calls)
             )
         try:
             body = await _aggregate(
-                run, first, cid, created, model.id, request.n, bool(request.logprobs)
+                run, first, cid, created, model.id, request.n, bool(request.logprobs), plan.tools
             )
         except Exception:
             if run.outcome != "timeout":
@@ -206,6 +230,15 @@ def _check_max_tokens(request: ChatCompletionRequest, max_model_len: int) -> Non
         )
 
 
+def _reservation(request: ChatCompletionRequest, default_max: int | None, context: int) -> int:
+    """Tokens a request reserves from its key's budget until its usage is known."""
+    chars, media = request.prompt_size()
+    max_tokens = request.max_completion_tokens or request.max_tokens or default_max
+    # Unset everywhere: the worker's reference default, 256 new tokens.
+    max_tokens = min(max_tokens or 256, context)
+    return estimate_tokens(chars, media, max_tokens, request.n)
+
+
 async def _aggregate(
     run: _Run,
     first: ChatEvent | None,
@@ -214,6 +247,7 @@ async def _aggregate(
     model: str,
     n: int,
     with_logprobs: bool,
+    tools: ToolPlan | None = None,
 ) -> ChatCompletionResponse:
     texts = [[] for _ in range(n)]  # type: list[list[str]]
     logprobs = [[] for _ in range(n)]  # type: list[list[ChatCompletionTokenLogprob]]
@@ -233,11 +267,12 @@ async def _aggregate(
     run.outcome = "ok"
     if usage.total_tokens == 0 and tokens:
         usage = UsageInfo(completion_tokens=tokens, total_tokens=tokens)
+    replies = [reply_message("".join(texts[i]), finish[i] or "stop", tools) for i in range(n)]
     choices = [
         ChatCompletionChoice(
             index=i,
-            message=ChatMessage(content="".join(texts[i])),
-            finish_reason=finish[i] or "stop",
+            message=replies[i][0],
+            finish_reason=replies[i][1],
             logprobs=ChoiceLogprobs(content=logprobs[i]) if with_logprobs else None,
         )
         for i in range(n)
@@ -255,6 +290,7 @@ async def _stream(
     model: str,
     n: int,
     include_usage: bool,
+    calls: ToolCallStream | None = None,
 ) -> AsyncGenerator[str, None]:
     def chunk(choices: list[ChatCompletionStreamChoice], usage: UsageInfo | None = None) -> str:
         body = ChatCompletionChunk(
@@ -265,32 +301,25 @@ async def _stream(
             item.setdefault("logprobs", None)
         return sse(json.dumps(body, separators=(",", ":")))
 
-    def choice(
-        index: int,
-        delta: DeltaMessage,
-        finish: str | None = None,
-        logprobs: ChoiceLogprobs | None = None,
-    ) -> ChatCompletionStreamChoice:
-        return ChatCompletionStreamChoice(
-            index=index, delta=delta, finish_reason=finish, logprobs=logprobs
-        )
-
     usage: UsageInfo | None = None
     try:
         for i in range(n):
-            yield chunk([choice(i, DeltaMessage(role="assistant", content=""))])
+            yield chunk([stream_choice(i, DeltaMessage(role="assistant", content=""))])
         event = first
         while event is not None:
-            if isinstance(event, ChatDelta):
+            if isinstance(event, ChatDelta) and calls is not None:  # held until complete
+                for held in calls.feed(event, _openai_logprobs(event)):
+                    yield chunk([held])
+            elif isinstance(event, ChatDelta):
                 if event.text or event.logprobs:
                     # Tokens held back as a possible stop string still get their logprobs.
                     logprobs = (
                         ChoiceLogprobs(content=_openai_logprobs(event)) if event.logprobs else None
                     )
                     delta = DeltaMessage(content=event.text)
-                    yield chunk([choice(event.index, delta, logprobs=logprobs)])
+                    yield chunk([stream_choice(event.index, delta, logprobs=logprobs)])
                 if event.finish_reason is not None:
-                    yield chunk([choice(event.index, DeltaMessage(), event.finish_reason)])
+                    yield chunk([stream_choice(event.index, DeltaMessage(), event.finish_reason)])
             elif isinstance(event, ChatUsage):
                 usage = _usage(event)
             event = await run.next()

@@ -11,6 +11,8 @@ import base64
 import time
 from collections.abc import Sequence
 
+from service import telemetry
+from service.api.admission import admit
 from service.api.chat_completion.protocol import TextPart
 from service.api.embeddings.protocol import (
     EmbeddingData,
@@ -23,6 +25,7 @@ from service.api.serving import OpenAIServing
 from service.cache.base import pack_f32
 from service.contract import EmbedJob, MediaItem
 from service.errors import DeadlineExceeded, InvalidRequest, ServiceError, WorkerFailed
+from service.quota.quota import CHARS_PER_TOKEN
 
 MAX_INPUTS = 2048  # OpenAI's cap on inputs per request
 
@@ -35,16 +38,26 @@ class EmbeddingServing(OpenAIServing):
         if len(raw) > MAX_INPUTS:
             raise InvalidRequest(f"At most {MAX_INPUTS} inputs per request.", param="input")
         model = await self.catalog.resolve(request.model)
-        ticket = self.inflight.acquire()
+        with telemetry.span("admission"):
+            ticket = await admit(
+                self.quota,
+                self.inflight,
+                endpoint="embeddings",
+                tokens=_text_chars(raw) // CHARS_PER_TOKEN,
+                priority=None,
+                queue_timeout_s=self.settings.request_timeout_s,
+            )
         start = time.perf_counter()
         outcome = "error"
         try:
             async with asyncio.timeout(self.settings.request_timeout_s):
                 inputs = await self._inputs(raw)
+                ticket.grant.count_media(x.modality for x in inputs if isinstance(x, MediaItem))
                 result = await self.worker.embed(
                     EmbedJob(request_id=request_id, model=model.id, inputs=inputs)
                 )
             outcome = "ok"
+            ticket.record_usage(result.prompt_tokens, 0)
         except TimeoutError as exc:
             outcome = "timeout"
             raise DeadlineExceeded(
@@ -55,9 +68,9 @@ class EmbeddingServing(OpenAIServing):
         except Exception as exc:
             raise WorkerFailed("The worker failed while embedding.") from exc
         finally:
-            self.metrics.e2e_request_latency.labels(endpoint="embeddings", outcome=outcome).observe(
-                time.perf_counter() - start
-            )
+            self.metrics.e2e_request_latency.labels(
+                endpoint="embeddings", outcome=outcome, model=model.id
+            ).observe(time.perf_counter() - start)
             ticket.release()
         if len(result.embeddings) != len(inputs):
             raise WorkerFailed("The worker returned the wrong number of embeddings.")
@@ -103,3 +116,9 @@ class EmbeddingServing(OpenAIServing):
             else:
                 inputs.append(next(media))
         return inputs
+
+
+def _text_chars(raw: Sequence[object]) -> int:
+    return sum(
+        len(x if isinstance(x, str) else x.text) for x in raw if isinstance(x, str | TextPart)
+    )

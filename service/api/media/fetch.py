@@ -26,6 +26,7 @@ from typing import TypeVar
 import httpx
 
 from encoders.media.sniff import ACCEPTED, MIME_TYPES, compatible, sniff
+from service import telemetry
 from service.api.media import b64
 from service.api.media.policy import AddressPolicy
 from service.config import Settings
@@ -95,6 +96,12 @@ class MediaFetcher:
         # The scheme from a short prefix: the URL may be a 40 MB data: URL.
         head, colon, _ = url[:16].partition(":")
         scheme = head.lower() if colon else ""
+        with telemetry.span("media.fetch", modality=modality, scheme=scheme, param=param) as span:
+            data = await self._fetch(url, scheme, modality, param)
+            span.set_attribute("bytes", len(data))
+            return data
+
+    async def _fetch(self, url: str, scheme: str, modality: str, param: str) -> bytes:
         if scheme == "data":
             declared, data = await self._decode_data_url(url, param)
         elif scheme in ("http", "https"):
@@ -109,7 +116,8 @@ class MediaFetcher:
         self, data: str, modality: str, *, param: str, fmt: str | None
     ) -> bytes:
         """Inline base64 media (`input_audio.data`), checked like a data: URL."""
-        raw = await self._b64decode(data, param)
+        with telemetry.span("media.fetch", modality=modality, scheme="base64", param=param):
+            raw = await self._b64decode(data, param)
         declared = f"{modality}/{fmt}" if fmt else None
         return self._check_type(raw, modality, declared, param)
 

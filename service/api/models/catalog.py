@@ -1,5 +1,7 @@
 """The served models, as the worker reports them, cached for a few seconds so
-that every chat request does not cost a round trip to a remote worker."""
+that every chat request does not cost a round trip to a remote worker. A name
+not in the cached list is looked up again (at most once a second), so a worker
+that joins with a new model serves it without waiting out the cache."""
 
 from __future__ import annotations
 
@@ -11,16 +13,18 @@ from service.errors import NotFound
 
 
 class ModelCatalog:
-    def __init__(self, worker: Worker, *, ttl_s: float = 5.0) -> None:
+    def __init__(self, worker: Worker, *, ttl_s: float = 5.0, miss_refresh_s: float = 1.0) -> None:
         self._worker = worker
         self._ttl_s = ttl_s
+        self._miss_refresh_s = miss_refresh_s
         self._models: list[ServedModel] = []
         self._fetched_at = float("-inf")
         self._created = int(time.time())
 
-    async def models(self) -> list[ServedModel]:
+    async def models(self, *, max_age_s: float | None = None) -> list[ServedModel]:
         now = time.monotonic()
-        if now - self._fetched_at > self._ttl_s or not self._models:
+        max_age_s = self._ttl_s if max_age_s is None else max_age_s
+        if now - self._fetched_at > max_age_s or not self._models:
             self._models = await self._worker.models()
             self._fetched_at = now
         return self._models
@@ -30,6 +34,8 @@ class ModelCatalog:
         models = await self.models()
         if name is None and models:
             return models[0]
+        if all(model.id != name for model in models):
+            models = await self.models(max_age_s=self._miss_refresh_s)
         for model in models:
             if model.id == name:
                 return model

@@ -175,7 +175,8 @@ def test_models_and_metrics(gateway: Gateway) -> None:
         'pandagpt_http_requests_total{method="POST",route="/v1/chat/completions",status="200"} 1.0'
         in text
     )
-    assert 'pandagpt_e2e_request_latency_seconds_count{endpoint="chat",outcome="ok"} 1.0' in text
+    labels = f'endpoint="chat",model="{MODEL}",outcome="ok"'
+    assert f"pandagpt_e2e_request_latency_seconds_count{{{labels}}} 1.0" in text
     for name in ("pandagpt_time_to_first_token_seconds", "pandagpt_cache_errors_total"):
         assert name in text
 

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 import torch
 from transformers import AutoTokenizer
 
 from service.config import Settings
-from service.contract import SamplingSettings
+from service.contract import OutputConstraint, SamplingSettings
 from service.worker.engine import GenerationDelta, LLMEngine
 from service.worker.prompt import Conversation, PromptBuilder, Turn, load_embed_tokens
 
@@ -159,3 +161,27 @@ async def test_unknown_model_name(engine, embeds) -> None:
             embeds, SamplingSettings(max_tokens=2), "unk", lora_name="nope"
         ):
             pass
+
+
+async def test_json_schema_constraint_holds_with_prompt_embeds(engine, embeds) -> None:
+    """Random weights write JSON only because the grammar masks every step: each
+    choice that ends with "stop" validates, and "###" never cuts it."""
+    schema = {
+        "type": "object",
+        "properties": {
+            "kind": {"enum": ["a", "b"]},
+            "n": {"type": "integer", "minimum": 0, "maximum": 50},
+            "tags": {"type": "array", "items": {"enum": ["x", "y"]}, "maxItems": 3},
+        },
+        "required": ["kind", "n", "tags"],
+        "additionalProperties": False,
+    }
+    constraint = OutputConstraint(kind="json_schema", json_schema=schema)
+    sampling = SamplingSettings(
+        max_tokens=80, n=3, temperature=1.0, top_p=1.0, seed=3, constraint=constraint
+    )
+    deltas = await run(engine, embeds, sampling, "json-1")
+    for index in range(3):
+        mine = [d for d in deltas if d.index == index]
+        assert mine[-1].finish_reason == "stop"
+        jsonschema.validate(json.loads("".join(d.text for d in mine)), schema)

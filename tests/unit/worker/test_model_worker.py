@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -77,6 +77,7 @@ class FakeEngine:
         self.running = 0
         self.aborted: list[str] = []
         self.prompts: list[torch.Tensor] = []
+        self.on_step: Callable[[int], object] | None = None  # called as each step starts
 
     async def generate(
         self,
@@ -84,12 +85,15 @@ class FakeEngine:
         sampling: SamplingSettings,
         request_id: str,
         lora_name=None,
+        priority: int = 0,
     ) -> AsyncIterator[GenerationDelta]:
         self.prompts.append(prompt_embeds)
         self.running += 1
         try:
             for step in range(self.steps):
                 await asyncio.sleep(self.delay)
+                if self.on_step is not None:
+                    self.on_step(step)
                 for index in range(sampling.n):
                     last = step == self.steps - 1
                     yield GenerationDelta(
@@ -236,6 +240,25 @@ async def test_deadline_covers_the_wait_for_a_slot() -> None:
     assert slots.waiting == 0 and slots.running == 1
     await first.aclose()
     assert slots.running == 0
+
+
+async def test_a_cancel_that_comes_with_an_event_still_ends_the_stream() -> None:
+    """The consumer is cancelled just after its next event was taken off the queue, before
+    it resumes: asyncio.wait_for (3.11) returned that event and dropped the cancellation,
+    and the stream ran on to the end with its client gone."""
+    engine = FakeEngine(steps=1000)
+    worker, _ = make_worker(engine)
+
+    async def consume() -> None:
+        async for _ in worker.chat(job()):
+            pass
+
+    consumer = asyncio.create_task(consume())
+    # Step 1 starts once step 0's delta was queued and the stream's pending get returned it.
+    engine.on_step = lambda step: consumer.cancel() if step == 1 else None
+    with pytest.raises(asyncio.CancelledError):
+        await consumer
+    assert [rid.split("-")[0] for rid in engine.aborted] == ["r1"] and engine.running == 0
 
 
 async def test_closing_the_stream_aborts_the_generation() -> None:
