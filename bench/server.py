@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -23,10 +24,27 @@ import httpx
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+# Ports below the kernel's ephemeral range (net.ipv4.ip_local_port_range, 32768-60999 by
+# default). A server binds its port only after its engine has started, seconds later; a
+# port from bind(0) is an ephemeral one, which the kernel may hand meanwhile to any other
+# socket (vLLM's zmq and gloo sockets, outgoing connections): "address already in use".
+# Below the range only an explicit bind can take it.
+_LOCAL_PORTS = range(20_000, 32_768)
+_issued: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    for port in random.sample(_LOCAL_PORTS, 256):
+        if port in _issued:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _issued.add(port)
+        return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def server_env(settings: Mapping[str, str]) -> dict[str, str]:

@@ -11,8 +11,6 @@ engine's speed.
 
 from __future__ import annotations
 
-import contextlib
-import http.server
 import json
 import re
 import shutil
@@ -28,6 +26,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from tests.utils.gate import gated_media
 from tests.utils.media import MEDIA_DIR
 from tests.utils.processes import (
     PANDAGPT,
@@ -45,51 +44,6 @@ pytestmark = pytest.mark.slow
 API_KEY = "e2e-batch-key-0001"
 CAPACITY = 2  # PANDAGPT_MAX_CONCURRENT_REQUESTS of the module's server
 ROUTES = ("/v1/chat/completions", "/v1/embeddings")
-
-
-# --- a media server whose answers wait for the test ---
-
-
-class _GateHandler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        gate: Gate = self.server.gate  # type: ignore[attr-defined]
-        with gate.lock:
-            gate.arrivals += 1
-        gate.opened.wait(60)
-        data = (MEDIA_DIR / self.path.lstrip("/")).read_bytes()
-        with contextlib.suppress(OSError):  # the fetch may have been given up meanwhile
-            self.send_response(200)
-            self.send_header("Content-Type", "image/jpeg")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:
-        return None
-
-
-class Gate:
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.lock = threading.Lock()
-        self.arrivals = 0
-        self.opened = threading.Event()
-
-
-@contextlib.contextmanager
-def gated_media() -> Iterator[Gate]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _GateHandler)
-    server.daemon_threads = True
-    gate = Gate(f"http://127.0.0.1:{server.server_address[1]}")
-    server.gate = gate  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield gate
-    finally:
-        gate.opened.set()
-        server.shutdown()
-        server.server_close()
 
 
 # --- the server, and running `pandagpt batch` ---

@@ -4,7 +4,10 @@ the official `openai` client reading the rate-limit headers.
 
 Budgets are per minute, so each test exhausts one without waiting; nothing here
 depends on timing. The gateways admit one request at a time with a queue behind
-it, which makes the priority order observable. The last test stops Redis.
+it, which makes the priority order observable. A request is held at a point of the
+test's choosing by media that a gated server answers only once the test opens it
+(a stream of many tokens was not enough: the tiny engine could finish it before the
+test looked). The last test stops Redis.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 import openai
 import pytest
 
+from tests.utils.gate import Gate, gated_media
 from tests.utils.processes import (
     PANDAGPT,
     Process,
@@ -97,6 +101,7 @@ def deployment(demo_model_dir: Path, e2e_logs: Path, tmp_path_factory) -> Iterat
             PANDAGPT_MAX_CONCURRENT_REQUESTS="1",
             PANDAGPT_MAX_QUEUED_REQUESTS="4",
             PANDAGPT_WORKER_POLL_INTERVAL_S="0.5",
+            PANDAGPT_MEDIA_ALLOW_NETWORKS="127.0.0.0/8",  # the gated media server
         )
         urls = []
         for name in ("limits-gateway-a", "limits-gateway-b"):
@@ -186,17 +191,15 @@ def test_tokens_per_minute_reserved_and_settled(deployment: Deployment) -> None:
 def test_max_concurrent_across_gateways(deployment: Deployment) -> None:
     a, b = deployment.gateways
     model = deployment.model
-    stream = client(a, "single").chat.completions.create(
-        model=model, messages=HELLO, max_tokens=1000, stream=True, extra_body={"ignore_eos": True}
-    )
-    next(iter(stream))  # the first chunk: the request holds its slot now
-    try:
+    with gated_media() as gate, ThreadPoolExecutor(1) as pool:
+        held = pool.submit(held_chat, gate, a, "single", model)
+        assert wait_for(lambda: gate.arrivals == 1)  # admitted: it holds the key's one lease
         with pytest.raises(openai.RateLimitError) as info:
             chat(b, "single", model)
         assert "concurrent" in info.value.message
-    finally:
-        stream.close()
-    # The slot comes back once the stream's end is settled (in the background).
+        gate.opened.set()
+        assert held.result(timeout=120) == 200
+    # The lease comes back once the request's end is settled (in the background).
     assert wait_for(lambda: _status(b, "single", model) == 200)
     assert metric(b, "pandagpt_key_refusals_total", key="single", reason="concurrency") >= 1
 
@@ -206,10 +209,6 @@ def test_priority_orders_the_admission_queue(deployment: Deployment) -> None:
     `high` (-1) queue; released, they are served high, low, batch."""
     gateway = deployment.gateways[0]
     model = deployment.model
-    holder = client(gateway, "open").chat.completions.create(
-        model=model, messages=HELLO, max_tokens=1000, stream=True, extra_body={"ignore_eos": True}
-    )
-    next(iter(holder))  # the gateway's one place is taken
     finished: list[str] = []
     lock = threading.Lock()
 
@@ -219,8 +218,10 @@ def test_priority_orders_the_admission_queue(deployment: Deployment) -> None:
         with lock:
             finished.append(name)
 
-    queued = metric(gateway, "pandagpt_requests_queued")
-    with ThreadPoolExecutor(3) as pool:
+    with gated_media() as gate, ThreadPoolExecutor(4) as pool:
+        holder = pool.submit(held_chat, gate, gateway, "open", model)
+        assert wait_for(lambda: gate.arrivals == 1)  # the gateway's one place is taken
+        queued = metric(gateway, "pandagpt_requests_queued")
         futures: list[Future[None]] = []
         for name, key, priority in (
             ("low", "open", 5),
@@ -230,7 +231,8 @@ def test_priority_orders_the_admission_queue(deployment: Deployment) -> None:
             futures.append(pool.submit(request, name, key, priority))
             queued += 1
             assert wait_for(lambda q=queued: metric(gateway, "pandagpt_requests_queued") == q)
-        holder.close()  # frees the place: the queue's head gets it, and so on
+        gate.opened.set()  # the holder ends and frees the place: the queue's head gets it, ...
+        assert holder.result(timeout=120) == 200
         for future in futures:
             future.result(timeout=120)
     # One place: each request finished before the next one was admitted.
@@ -257,6 +259,16 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 60.0) -> bool:
             return False
         time.sleep(0.1)
     return True
+
+
+def held_chat(gate: Gate, base_url: str, key: str, model: str) -> int:
+    """A chat whose image waits behind `gate`: its status once the gate opens."""
+    image = {"type": "image_url", "image_url": {"url": f"{gate.url}/bird_image.jpg"}}
+    content = [{"type": "text", "text": "What is this?"}, image]
+    raw = client(base_url, key).chat.completions.with_raw_response.create(
+        model=model, messages=[{"role": "user", "content": content}], max_tokens=4
+    )
+    return raw.http_response.status_code
 
 
 def _status(base_url: str, key: str, model: str) -> int:

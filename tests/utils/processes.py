@@ -22,14 +22,10 @@ from pathlib import Path
 
 import httpx
 
+from bench.server import free_port as free_port  # (re-exported for the tests)
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PANDAGPT = [sys.executable, "-m", "service.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def base_env(**extra: str) -> dict[str, str]:
