@@ -12,8 +12,8 @@ test looked). The last test stops Redis.
 
 from __future__ import annotations
 
-import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -206,37 +206,34 @@ def test_max_concurrent_across_gateways(deployment: Deployment) -> None:
 
 def test_priority_orders_the_admission_queue(deployment: Deployment) -> None:
     """Capacity held; `low` (5), then `batch` (asks for -5, its key's floor is 10), then
-    `high` (-1) queue; released, they are served high, low, batch."""
+    `high` (-1) queue; released, they are admitted high, low, batch. A request fetches its
+    media only once admitted, so the gate sees the admission order (the order the clients
+    hear their answers in is not it: with one place they end milliseconds apart)."""
     gateway = deployment.gateways[0]
     model = deployment.model
-    finished: list[str] = []
-    lock = threading.Lock()
-
-    def request(name: str, key: str, priority: int) -> None:
-        raw = chat(gateway, key, model, extra_body={"priority": priority})
-        assert raw.http_response.status_code == 200
-        with lock:
-            finished.append(name)
-
     with gated_media() as gate, ThreadPoolExecutor(4) as pool:
         holder = pool.submit(held_chat, gate, gateway, "open", model)
         assert wait_for(lambda: gate.arrivals == 1)  # the gateway's one place is taken
         queued = metric(gateway, "pandagpt_requests_queued")
-        futures: list[Future[None]] = []
+        futures: list[Future[int]] = []
         for name, key, priority in (
             ("low", "open", 5),
             ("batch", "batch", -5),
             ("high", "open", -1),
         ):
-            futures.append(pool.submit(request, name, key, priority))
+            futures.append(
+                pool.submit(held_chat, gate, gateway, key, model, priority=priority, tag=name)
+            )
             queued += 1
             assert wait_for(lambda q=queued: metric(gateway, "pandagpt_requests_queued") == q)
         gate.opened.set()  # the holder ends and frees the place: the queue's head gets it, ...
-        assert holder.result(timeout=120) == 200
-        for future in futures:
-            future.result(timeout=120)
-    # One place: each request finished before the next one was admitted.
-    assert finished == ["high", "low", "batch"]
+        assert [f.result(timeout=120) for f in (holder, *futures)] == [200] * 4
+    assert [urllib.parse.urlsplit(path).query for path in gate.paths] == [
+        "",
+        "high",
+        "low",
+        "batch",
+    ]
 
 
 def test_redis_down_falls_back_to_per_process_limits(deployment: Deployment) -> None:
@@ -261,12 +258,20 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 60.0) -> bool:
     return True
 
 
-def held_chat(gate: Gate, base_url: str, key: str, model: str) -> int:
-    """A chat whose image waits behind `gate`: its status once the gate opens."""
-    image = {"type": "image_url", "image_url": {"url": f"{gate.url}/bird_image.jpg"}}
-    content = [{"type": "text", "text": "What is this?"}, image]
+def held_chat(
+    gate: Gate, base_url: str, key: str, model: str, priority: int = 0, tag: str = ""
+) -> int:
+    """A chat whose image waits behind `gate` (its URL's query is `tag`): its status."""
+    url = f"{gate.url}/bird_image.jpg" + (f"?{tag}" if tag else "")
+    content = [
+        {"type": "text", "text": "What is this?"},
+        {"type": "image_url", "image_url": {"url": url}},
+    ]
     raw = client(base_url, key).chat.completions.with_raw_response.create(
-        model=model, messages=[{"role": "user", "content": content}], max_tokens=4
+        model=model,
+        messages=[{"role": "user", "content": content}],
+        max_tokens=4,
+        extra_body={"priority": priority},
     )
     return raw.http_response.status_code
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ class Gate:
         self.media_dir = media_dir
         self.lock = threading.Lock()
         self.arrivals = 0
+        self.paths: list[str] = []  # in the order the fetches arrived
         self.opened = threading.Event()
 
 
@@ -27,8 +29,10 @@ class _GateHandler(http.server.BaseHTTPRequestHandler):
         gate: Gate = self.server.gate  # type: ignore[attr-defined]
         with gate.lock:
             gate.arrivals += 1
+            gate.paths.append(self.path)
         gate.opened.wait(60)
-        data = (gate.media_dir / self.path.lstrip("/")).read_bytes()
+        # A query string may tell requests apart: the file is the path's.
+        data = (gate.media_dir / urllib.parse.urlsplit(self.path).path.lstrip("/")).read_bytes()
         with contextlib.suppress(OSError):  # the fetch may have been given up meanwhile
             self.send_response(200)
             self.send_header("Content-Type", "image/jpeg")
