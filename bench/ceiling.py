@@ -9,6 +9,9 @@ same prompt, one request after another. Both greedy, exactly `--max-tokens`
 new tokens. If the engine alone is k× the reference, the service cannot be far
 above k× on the same machine, whatever it does around the engine.
 
+The cores each of vLLM's processes kept busy are reported per level
+(bench/cpu.py), to set beside the service's split that `pandagpt bench` prints.
+
     python -m bench.ceiling --size small --out artifacts/bench/ceiling.json
 """
 
@@ -21,6 +24,7 @@ import os
 import statistics
 import sys
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +56,17 @@ def reference_tokens_per_s(ref: ReferencePandaGPT, embeds: torch.Tensor, args: A
     return args.max_tokens / statistics.median(times[1:])
 
 
-async def engine_tokens_per_s(
+@dataclass
+class EngineRun:
+    concurrency: int
+    tokens_per_s: float
+    cores: dict[str, float]  # busy cores by process: bench/cpu.py's roles
+
+
+async def engine_runs(
     model_dir: Path, embeds: torch.Tensor, levels: list[int], args: Any
-) -> dict[int, float]:
+) -> list[EngineRun]:
+    from bench.cpu import cores_used, process_tree_cpu
     from service.config import Settings
     from service.contract import SamplingSettings
     from service.worker.engine import LLMEngine
@@ -71,19 +83,28 @@ async def engine_tokens_per_s(
             tokens = delta.completion_tokens
         return tokens
 
-    rates: dict[int, float] = {}
+    async def measure(level: int) -> EngineRun:
+        times = []
+        for trial in range(args.trials):
+            if trial == 1:  # after the warm-up trial
+                cpu = process_tree_cpu(os.getpid())
+                timed_from = time.perf_counter()
+            start = time.perf_counter()
+            counts = await asyncio.gather(*(one() for _ in range(level)))
+            times.append(time.perf_counter() - start)
+            assert counts == [args.max_tokens] * level, counts
+        cores = cores_used(cpu, process_tree_cpu(os.getpid()), time.perf_counter() - timed_from)
+        cores["bench"] = cores.pop("frontend")  # this process: AsyncLLM's client side
+        rate = level * args.max_tokens / statistics.median(times[1:])
+        return EngineRun(level, rate, cores)
+
+    runs = []
     try:
         for level in levels:
-            times = []
-            for _ in range(args.trials):
-                start = time.perf_counter()
-                counts = await asyncio.gather(*(one() for _ in range(level)))
-                times.append(time.perf_counter() - start)
-                assert counts == [args.max_tokens] * level, counts
-            rates[level] = level * args.max_tokens / statistics.median(times[1:])
+            runs.append(await measure(level))
     finally:
         engine.shutdown()
-    return rates
+    return runs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,19 +121,24 @@ def main(argv: list[str] | None = None) -> int:
     embeds = ref.inputs_embeds(QUESTION)  # [1, T, C]
     reference = reference_tokens_per_s(ref, embeds, args)
     del ref
-    engine = asyncio.run(engine_tokens_per_s(model_dir, embeds[0].clone(), levels, args))
+    runs = asyncio.run(engine_runs(model_dir, embeds[0].clone(), levels, args))
     report = {
         "load_average": os.getloadavg(),
         "nproc": os.cpu_count(),
         "prompt_rows": int(embeds.shape[1]),
         "max_tokens": args.max_tokens,
         "reference_tokens_per_s": reference,
-        "engine_tokens_per_s": {str(c): r for c, r in engine.items()},
-        "engine_over_reference": {str(c): r / reference for c, r in engine.items()},
+        "engine_tokens_per_s": {str(r.concurrency): r.tokens_per_s for r in runs},
+        "engine_over_reference": {str(r.concurrency): r.tokens_per_s / reference for r in runs},
+        "runs": [asdict(r) for r in runs],
     }
     print(f"reference (one at a time): {reference:.1f} tok/s")
-    for c, rate in engine.items():
-        print(f"engine alone, {c:>3} concurrent: {rate:.1f} tok/s = {rate / reference:.2f}x")
+    for r in runs:
+        split = ", ".join(f"{k} {v:.2f}" for k, v in r.cores.items())
+        print(
+            f"engine alone, {r.concurrency:>3} concurrent: {r.tokens_per_s:.1f} tok/s = "
+            f"{r.tokens_per_s / reference:.2f}x (cores busy: {split})"
+        )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2))

@@ -129,7 +129,8 @@ async def service_phase(
     """The load levels against `pandagpt serve`; `root`: a baseline source tree (then only
     the levels: no cache figure, no client comparison)."""
     from bench.cache_and_batching import cache_figure
-    from bench.server import REPO_ROOT, running_service
+    from bench.cpu import cores_used, process_tree_cpu
+    from bench.server import REPO_ROOT, started_service
     from bench.service_path import ServiceClient
     from bench.workload import make_workload
 
@@ -140,7 +141,8 @@ async def service_phase(
     per_level: dict[int, list[RequestResult]] = {}
     cache = None
     settings = dict(item.split("=", 1) for item in args.server_env)
-    with running_service(model_dir, log, settings, root=root or REPO_ROOT) as url:
+    with started_service(model_dir, log, settings, root=root or REPO_ROOT) as service:
+        url = service.url
         client = ServiceClient(url, args.max_tokens, light=args.client == "light")
         try:
             await client.start()
@@ -152,14 +154,18 @@ async def service_phase(
             await run_level(warm, top, client.one)
             for c, n in sizes.items():
                 requests = make_workload(n, args.seed, tag=f"{path}-c{c}", kinds=kinds(args))
-                cpu = time.process_time()
+                cpu, server_cpu = time.process_time(), process_tree_cpu(service.pid)
                 results, wall = await run_level(requests, c, client.one)
                 levels.append(summarise(path, c, results, wall))
                 levels[-1].client_cpu_share = cpu_share(time.process_time() - cpu, wall)
+                levels[-1].server_cores = cores_used(
+                    server_cpu, process_tree_cpu(service.pid), wall
+                )
                 per_level[c] = results
                 print(
                     f"  {path:9s} c={c:<3} {levels[-1].requests_per_s:8.2f} req/s, client CPU "
-                    f"{levels[-1].client_cpu_share:.1%}",
+                    f"{levels[-1].client_cpu_share:.1%}, server cores "
+                    + ", ".join(f"{k} {v:.2f}" for k, v in levels[-1].server_cores.items()),
                     flush=True,
                 )
             if args.client == "light" and not baseline:  # the top level, openai client
@@ -377,6 +383,9 @@ def render(
                 f"load generator CPU share, {level['path']} c={level['concurrency']}: "
                 f"{level['client_cpu_share']:.1%} of the machine"
             )
+        if level.get("server_cores"):
+            split = ", ".join(f"{k} {v:.2f}" for k, v in level["server_cores"].items())
+            lines.append(f"server cores busy, {level['path']} c={level['concurrency']}: {split}")
     if report.get("media"):
         from bench.media import render as render_media
 

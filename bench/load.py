@@ -44,6 +44,8 @@ class LevelResult:
     e2e_p95_s: float
     # The load generator's CPU (this process) / (wall × CPUs): service levels only.
     client_cpu_share: float | None = None
+    # Cores the server's processes kept busy, by role (bench/cpu.py): service levels only.
+    server_cores: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

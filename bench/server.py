@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -55,6 +56,12 @@ def server_env(settings: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+@dataclass(frozen=True)
+class Service:
+    url: str  # base URL
+    pid: int  # the `pandagpt serve` process (vLLM's processes are its descendants)
+
+
 @contextlib.contextmanager
 def running_service(
     model_dir: Path,
@@ -63,7 +70,20 @@ def running_service(
     timeout_s: float = 300.0,
     root: Path = REPO_ROOT,
 ) -> Iterator[str]:
-    """`pandagpt serve --model-dir model_dir` on a free port; yields its base URL.
+    """`pandagpt serve --model-dir model_dir` on a free port; yields its base URL."""
+    with started_service(model_dir, log_path, settings, timeout_s, root) as service:
+        yield service.url
+
+
+@contextlib.contextmanager
+def started_service(
+    model_dir: Path,
+    log_path: Path,
+    settings: Mapping[str, str] | None = None,
+    timeout_s: float = 300.0,
+    root: Path = REPO_ROOT,
+) -> Iterator[Service]:
+    """`running_service`, yielding the process id too (for its CPU figures).
 
     `root`: the source tree the service runs from (another checkout, e.g. the
     previous commit, for before/after figures from one benchmark run)."""
@@ -90,7 +110,7 @@ def running_service(
         url = f"http://127.0.0.1:{port}"
         try:
             _wait_ready(proc, f"{url}/health/ready", timeout_s, log_path)
-            yield url
+            yield Service(url, proc.pid)
         finally:
             _stop(proc)
 

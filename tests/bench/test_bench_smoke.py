@@ -58,6 +58,9 @@ def test_bench_smoke(tmp_path: Path, weights_dir: Path) -> None:
     assert {"cache", "batching", "targets", "machine", "media", "multiturn"} <= set(written)
     assert written["batching"]["open_on_items_per_s"] > 0
     assert all(level["client_cpu_share"] > 0 for level in written["service"])
+    for level in written["service"]:  # the server's processes, found by role
+        cores = level["server_cores"]
+        assert cores["frontend"] > 0 and cores["engine_core"] > 0 and cores["model_runner"] > 0
     assert written["client_comparison"][0]["path"] == "service-openai-client"
     multiturn = written["multiturn"]
     assert multiturn["prefix_caching"]["engine_says"] is True
@@ -75,9 +78,15 @@ def test_engine_ceiling_smoke(
     monkeypatch.setenv("PANDAGPT_ENFORCE_EAGER", "true")
     out = tmp_path / "ceiling.json"
     argv = ["--size=tiny", f"--weights-dir={weights_dir}", "--concurrency=1,3"]
-    assert main([*argv, "--max-tokens=6", "--trials=2", f"--out={out}"]) == 0
+    argv += ["--max-tokens=6", "--trials=2", f"--out={out}"]
+    assert main(argv) == 0
     report = json.loads(out.read_text())
     assert report["prompt_rows"] > 5 and report["max_tokens"] == 6
     assert report["reference_tokens_per_s"] > 0
     assert set(report["engine_tokens_per_s"]) == set(report["engine_over_reference"]) == {"1", "3"}
     assert all(rate > 0 for rate in report["engine_tokens_per_s"].values())
+    assert [r["concurrency"] for r in report["runs"]] == [1, 3]
+    for run_ in report["runs"]:
+        assert run_["tokens_per_s"] > 0
+        assert set(run_["cores"]) == {"bench", "engine_core", "model_runner", "other"}
+        assert run_["cores"]["model_runner"] > 0
