@@ -17,7 +17,7 @@ import openai
 import pytest
 
 from tests.utils.media import MEDIA_DIR, image_part, user
-from tests.utils.otlp import OtlpReceiver, ReceivedSpan, otlp_receiver
+from tests.utils.otlp import OtlpReceiver, ReceivedSpan, otlp_grpc_receiver, otlp_receiver
 from tests.utils.processes import (
     PANDAGPT,
     Process,
@@ -52,6 +52,7 @@ WORKER_SPANS = {
 @dataclass
 class Traced:
     gateway: str
+    worker: str
     media: str
     receiver: OtlpReceiver
     procs: dict[str, Process]
@@ -101,7 +102,13 @@ def traced(demo_model_dir: Path, e2e_logs: Path) -> Iterator[Traced]:
                 log_dir=e2e_logs,
                 timeout=60,
             )
-            yield Traced(f"http://127.0.0.1:{gateway_port}", media, receiver, procs)
+            yield Traced(
+                f"http://127.0.0.1:{gateway_port}",
+                f"http://127.0.0.1:{worker_port}",
+                media,
+                receiver,
+                procs,
+            )
         finally:
             for proc in procs.values():
                 proc.stop(timeout=30)
@@ -227,3 +234,53 @@ def test_untraced_request_starts_its_own_trace(traced: Traced) -> None:
     assert str(caller.attributes.get("http.url", caller.attributes.get("url.full"))).endswith(
         "/internal/chat"
     ), caller
+
+
+def test_a_gateway_exports_over_grpc(traced: Traced, e2e_logs: Path) -> None:
+    """`OTEL_EXPORTER_OTLP_PROTOCOL=grpc`: a second gateway, on the same worker, sends its
+    spans to a gRPC receiver; the worker's, in the same trace, still arrive over HTTP."""
+    with otlp_grpc_receiver() as (receiver, endpoint):
+        port = free_port()
+        gateway = start_pandagpt(
+            "traced-gateway-grpc",
+            ["gateway", "--worker-url", traced.worker, "--host", "127.0.0.1"],
+            port=port,
+            env=base_env(
+                PANDAGPT_API_KEYS=API_KEY,
+                OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+                OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
+                OTEL_EXPORTER_OTLP_INSECURE="true",
+                **OTEL,
+            ),
+            log_dir=e2e_logs,
+            timeout=60,
+        )
+        try:
+            trace_id = secrets.token_hex(16)
+            client = openai.OpenAI(
+                base_url=f"http://127.0.0.1:{port}/v1", api_key=API_KEY, max_retries=0
+            )
+            reply = client.chat.completions.create(
+                model=client.models.list().data[0].id,
+                messages=[user("Say hello.")],
+                max_tokens=2,
+                extra_headers={"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"},
+            )
+            assert reply.choices[0].message.content is not None
+
+            def gateway_done(spans: list[ReceivedSpan]) -> bool:
+                return "stream" in {s.name for s in _in_trace(spans, trace_id)}
+
+            spans = _in_trace(receiver.wait_for(gateway_done), trace_id)
+            assert {s.service for s in spans} == {"pandagpt-gateway"}
+            assert {"auth", "admission", "job.build", "stream"} <= {s.name for s in spans}
+
+            def worker_done(spans: list[ReceivedSpan]) -> bool:
+                return any(s.service == "pandagpt-worker" for s in _in_trace(spans, trace_id))
+
+            worker_spans = _in_trace(traced.receiver.wait_for(worker_done), trace_id)
+            assert "engine.decode" in {s.name for s in worker_spans}
+            gateway_ids = {s.span_id for s in spans}
+            assert any(s.parent_id in gateway_ids for s in worker_spans)
+        finally:
+            gateway.stop(timeout=30)

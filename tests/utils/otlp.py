@@ -1,6 +1,6 @@
-"""A real OTLP/HTTP trace receiver for tests: `POST /v1/traces` with an
-`ExportTraceServiceRequest` (protobuf, optionally gzip), decoded with
-opentelemetry-proto into flat `ReceivedSpan`s."""
+"""Real OTLP trace receivers for tests, decoded with opentelemetry-proto into flat
+`ReceivedSpan`s: OTLP/HTTP (`POST /v1/traces` with an `ExportTraceServiceRequest`,
+protobuf, optionally gzip) and OTLP/gRPC (`TraceService/Export`, grpcio's server)."""
 
 from __future__ import annotations
 
@@ -43,6 +43,10 @@ def _value(v: AnyValue) -> object:
 def decode(body: bytes) -> list[ReceivedSpan]:
     request = ExportTraceServiceRequest()
     request.ParseFromString(body)
+    return flatten(request)
+
+
+def flatten(request: ExportTraceServiceRequest) -> list[ReceivedSpan]:
     spans: list[ReceivedSpan] = []
     for resource_spans in request.resource_spans:
         resource = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
@@ -71,7 +75,10 @@ class OtlpReceiver:
         self._lock = threading.Lock()
 
     def add(self, body: bytes) -> None:
-        spans = decode(body)
+        self.add_request(ExportTraceServiceRequest.FromString(body))
+
+    def add_request(self, request: ExportTraceServiceRequest) -> None:
+        spans = flatten(request)
         with self._lock:
             self.requests += 1
             self.spans.extend(spans)
@@ -125,3 +132,30 @@ def otlp_receiver() -> Iterator[tuple[OtlpReceiver, str]]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def otlp_grpc_receiver() -> Iterator[tuple[OtlpReceiver, str]]:
+    """The same receiver behind OTLP/gRPC, without TLS; yields it and its endpoint."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import grpc
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+
+    receiver = OtlpReceiver()
+
+    class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
+        def Export(  # the gRPC method's own name
+            self, request: ExportTraceServiceRequest, context: object
+        ) -> ExportTraceServiceResponse:
+            receiver.add_request(request)
+            return ExportTraceServiceResponse()
+
+    server = grpc.server(ThreadPoolExecutor(max_workers=4))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceService(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield receiver, f"http://127.0.0.1:{port}"
+    finally:
+        server.stop(grace=None)
