@@ -29,7 +29,8 @@ import torch
 from PIL import Image
 
 from encoders.media import MediaLimits, preprocess
-from encoders.media.audio import _INT_SCALE, features
+from encoders.media.audio import features
+from encoders.media.audio_samples import _INT_SCALE
 from encoders.media.container import AUDIO_DEMUXERS, VIDEO_DEMUXERS
 from encoders.media.image import normalize_clip
 from encoders.media.raster import center_crop, resize_short_side, to_tensor

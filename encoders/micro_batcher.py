@@ -7,7 +7,10 @@ items or its oldest item has waited `max_wait_ms`, whichever comes first; while
 a forward runs, new items queue up and go in the next batch.
 
 Threads keep the event loop free: bytes → tensors runs in a pool of
-`preprocess_workers` threads (`encoders.media.preprocess`, imported lazily),
+`preprocess_workers` threads (`encoders.media.preprocess`, imported lazily;
+`encoders.fair_pool`: requests served in turn, heavy items in a lane), each
+item under a `DecodeGuard` (its decoded size reserved through `reserve`, its
+CPU time capped, stopped between packets once nobody waits for it),
 at most the CPUs this process may use (`encoders.media.threads.usable_cpus`:
 affinity and cgroup quota), each running torch single-threaded, since the
 pool is the parallelism; every forward runs on one dedicated thread under
@@ -30,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -42,6 +46,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from encoders.cuda_graphs import GraphedHeads
+from encoders.fair_pool import HEAVY, FairPool
 from encoders.imagebind.config import IMAGE_SIZE, IMU_CHANNELS, IMU_LENGTH
 from encoders.imagebind.model import ImageBindModel
 from encoders.media.threads import single_threaded_torch, usable_cpus
@@ -50,6 +55,7 @@ if TYPE_CHECKING:
     from encoders.gpu_jpeg_stage import GpuJpegStage
     from encoders.imagebind.tokenizer import CLIPTokenizer
     from encoders.media import MediaLimits
+    from encoders.media.guard import Reserve
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +150,7 @@ class Encoder:
         tracer: EncoderTracer | None = None,
         cuda_graphs: bool = False,
         gpu_jpeg: bool = False,
+        reserve: Reserve | None = None,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
@@ -155,6 +162,7 @@ class Encoder:
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_ms / 1000.0
         self.limits = limits
+        self.reserve = reserve
         self.on_batch = on_batch
         self.tracer = tracer
         self.stats = EncoderStats()
@@ -175,7 +183,7 @@ class Encoder:
             initializer=torch.set_num_threads,
             initargs=(forward_threads,),
         )
-        self._preprocess_pool = ThreadPoolExecutor(
+        self._preprocess_pool = FairPool(
             self.preprocess_workers,
             thread_name_prefix="imagebind-preprocess",
             initializer=single_threaded_torch,
@@ -205,9 +213,7 @@ class Encoder:
         if modality == "text":
             if not isinstance(data, str):
                 raise ValueError("text embeddings take a str")
-            x = await asyncio.get_running_loop().run_in_executor(
-                self._preprocess_pool, self._tokenize, data
-            )
+            x = await asyncio.wrap_future(self._preprocess_pool.submit(self._tokenize, data))
         elif isinstance(data, Tensor):
             x = data
         elif isinstance(data, bytes):
@@ -230,7 +236,7 @@ class Encoder:
         self._queues.clear()
         if self._gpu_jpeg is not None:
             await self._gpu_jpeg.aclose()
-        self._preprocess_pool.shutdown(wait=False, cancel_futures=True)
+        self._preprocess_pool.shutdown(cancel_futures=True)
         # Waits for a forward in progress without blocking the event loop.
         await asyncio.to_thread(self._forward_pool.shutdown, True)
 
@@ -259,15 +265,30 @@ class Encoder:
             on_device = await self._gpu_jpeg.preprocess(data)
             if on_device is not None:
                 return on_device
-        loop = asyncio.get_running_loop()
         if self.tracer is None:
-            return await loop.run_in_executor(
-                self._preprocess_pool, preprocess, modality, data, self.limits
-            )
+            return await self._preprocess_guarded(preprocess, modality, data)
         with self.tracer.span("encoder.preprocess", {"modality": modality, "bytes": len(data)}):
-            return await loop.run_in_executor(
-                self._preprocess_pool, preprocess, modality, data, self.limits
-            )
+            return await self._preprocess_guarded(preprocess, modality, data)
+
+    async def _preprocess_guarded(
+        self, preprocess: Callable[..., Tensor], modality: str, data: bytes
+    ) -> Tensor:
+        """`preprocess` in the pool under a fresh guard; a caller that goes away stops
+        the decoding between packets (the guard's event) instead of leaving it to run."""
+        from encoders.media import DecodeGuard, MediaLimits
+
+        limits = self.limits or MediaLimits()
+        stop = threading.Event()
+        guard = DecodeGuard(max_cpu_s=limits.max_decode_cpu_s, reserve=self.reserve, cancelled=stop)
+        future = self._preprocess_pool.submit(
+            preprocess, modality, data, limits, guard, heavy=modality in HEAVY
+        )
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            stop.set()
+            future.cancel()
+            raise
 
     def _tokenize(self, text: str) -> Tensor:
         if self._tokenizer is None:

@@ -26,6 +26,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from encoders.media.allowlists import AUDIO_CODECS, IMAGE_FORMATS, VIDEO_CODECS
+
 _log = logging.getLogger(__name__)
 
 
@@ -177,6 +179,43 @@ class Settings(BaseSettings):
         32 * 1024 * 1024, ge=1, description="Largest single media item, fetched or inline."
     )
     max_media_items: int = Field(8, ge=0, description="Media items allowed in one request.")
+    # --- worker: what decoding one media item may cost (README, Reliability) ---
+    max_decoded_bytes: int = Field(
+        256 * 2**20,
+        ge=16 * 2**20,
+        description="Bytes one image or video may hold once decoded (from its headers, reserved"
+        " before decoding; a 4K video needs ~300 MiB); beyond it 400 `media_too_large`.",
+    )
+    max_audio_decoded_bytes: int = Field(
+        64 * 2**20, ge=8 * 2**20, description="The same for one audio item's windows."
+    )
+    max_video_decode_pixels: int = Field(
+        4_000_000_000,
+        ge=1_000_000,
+        description="Frames decoded to reach the sampled ones × frame pixels (from the keyframe"
+        " layout), beyond which a video gets 400 `media_too_complex` before decoding.",
+    )
+    max_decode_cpu_s: float = Field(
+        3.0, gt=0, description="CPU seconds one item's decoding may take (`media_too_complex`)."
+    )
+    decode_reserve_wait_s: float = Field(
+        2.0, ge=0, description="Wait for room in the memory budget before 429 with Retry-After."
+    )
+    video_codecs: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(VIDEO_CODECS),
+        min_length=1,
+        description="FFmpeg decoders a video may use (FFmpeg's codec_whitelist); others: 400.",
+    )
+    audio_codecs: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(AUDIO_CODECS),
+        min_length=1,
+        description="FFmpeg decoders an audio item may use; others: 400.",
+    )
+    image_formats: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(IMAGE_FORMATS),
+        min_length=1,
+        description="Pillow formats a still image may be (its other plugins stay off).",
+    )
     max_n: int = Field(16, ge=1, description="Largest `n` (choices) one chat request may ask for.")
     max_total_tokens: int = Field(
         32768,
@@ -271,6 +310,9 @@ class Settings(BaseSettings):
         "media_allow_domains",
         "media_allow_networks",
         "worker_urls",
+        "video_codecs",
+        "audio_codecs",
+        "image_formats",
         mode="before",
     )
     @classmethod

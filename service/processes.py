@@ -25,7 +25,12 @@ from typing import Any
 from service import telemetry
 from service.config import Settings
 from service.http.logging import configure as configure_logging
-from service.memory import freeze_startup_objects, tune_allocator
+from service.memory import (
+    budget_bytes,
+    budget_from_settings,
+    freeze_startup_objects,
+    tune_allocator,
+)
 from service.server import serve_app
 
 _log = logging.getLogger(__name__)
@@ -90,9 +95,14 @@ async def _serve_all_in_one(settings: Settings) -> None:
     metrics = Metrics()
     cache = create_cache(settings, metrics)  # the worker's; the gateway only reports on it
     # No pool stands between this gateway and its worker: the worker publishes its health.
-    worker = await build_worker(settings, metrics=metrics, cache=cache, health_label="in-process")
+    # One memory budget per process: request bodies and decoded media count against it.
+    budget = budget_from_settings(settings, metrics)
+    worker = await build_worker(
+        settings, metrics=metrics, cache=cache, health_label="in-process", budget=budget
+    )
+    budget.set_limit(budget_bytes(settings))  # the default is sized from what loading left
     try:
-        app = create_app(settings, worker, cache=cache, metrics=metrics)
+        app = create_app(settings, worker, cache=cache, metrics=metrics, budget=budget)
         model = worker.default_model
         await _serve(app, settings, banner=lambda url: usage_banner(url, settings, model))
     finally:
@@ -153,9 +163,11 @@ async def _serve_worker(settings: Settings) -> None:
     from service.worker.http_app import create_worker_app
 
     metrics = Metrics()
-    worker = await build_worker(settings, metrics=metrics)
+    budget = budget_from_settings(settings, metrics)
+    worker = await build_worker(settings, metrics=metrics, budget=budget)
+    budget.set_limit(budget_bytes(settings))  # the default is sized from what loading left
     try:
-        app = create_worker_app(worker, settings, metrics=metrics)
+        app = create_worker_app(worker, settings, metrics=metrics, budget=budget)
         await _serve(app, settings, banner=lambda url: f"PandaGPT worker listening at {url}")
     finally:
         await worker.aclose()

@@ -15,14 +15,25 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import REASONS, MediaError
+from .errors import REASONS, MediaBusy, MediaCancelled, MediaError
+from .guard import DecodeGuard
 from .limits import MediaLimits
 from .sniff import sniff
 
 if TYPE_CHECKING:
     from .pipeline import SHAPES, preprocess
 
-__all__ = ["REASONS", "SHAPES", "MediaError", "MediaLimits", "preprocess", "sniff"]
+__all__ = [
+    "REASONS",
+    "SHAPES",
+    "DecodeGuard",
+    "MediaBusy",
+    "MediaCancelled",
+    "MediaError",
+    "MediaLimits",
+    "preprocess",
+    "sniff",
+]
 
 
 def __getattr__(name: str) -> Any:

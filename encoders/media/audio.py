@@ -12,10 +12,13 @@ Reference step: PandaGPT ``data.load_and_transform_audio_data`` (ImageBind's):
    (``fbank.py``), transposed to [128, frames], zero-padded or cut to 204.
 5. (x + 4.268) / 9.138.
 
-Our additions: the demuxer comes from the magic bytes; duration, sample rate and
-channel count are capped from the header and again while decoding; audio shorter
-than one 25 ms frame is refused (``too_short``; the reference would return pure
-padding).
+Our additions: the demuxer and the decoder come from allow-lists; duration,
+sample rate and channel count are capped from the header and again while
+decoding; audio shorter than one 25 ms frame is refused (``too_short``; the
+reference would return pure padding). Only the three windows are decoded and
+held (``audio_windows.py``), their size reserved before decoding; the whole-file
+path below (``load_waveform_16k``, ``features``) stays as the definition that
+the windowed path must equal bit for bit.
 """
 
 from __future__ import annotations
@@ -27,11 +30,16 @@ import numpy as np
 import torch
 
 from . import fbank as kaldi
+from .audio_samples import frame_samples, to_float
+from .audio_windows import decode_windows, reservation_bytes
 from .clips import clip_timepoints
-from .container import AUDIO_DEMUXERS, AUDIO_OPTIONS, open_container
+from .container import AUDIO_DEMUXERS, AUDIO_OPTIONS, open_container, open_decoder
 from .errors import MediaError
+from .guard import DecodeGuard
 from .limits import MediaLimits
-from .resample import kernel_size, output_length, resample, resample_ranges
+from .resample import kernel_size, resample
+
+__all__ = ["features", "load_waveform_16k", "preprocess_audio"]
 
 SAMPLE_RATE = kaldi.SAMPLE_RATE
 CLIPS = 3
@@ -40,23 +48,32 @@ TARGET_FRAMES = 204
 FBANK_MEAN = -4.268
 FBANK_STD = 9.138
 
-# Integer sample formats → the divisor that maps them to [−1, 1).
-_INT_SCALE = {np.dtype(np.int16): 32768.0, np.dtype(np.int32): 2.0**31, np.dtype(np.int64): 2.0**63}
 
+def preprocess_audio(data: bytes, limits: MediaLimits, guard: DecodeGuard) -> torch.Tensor:
+    """Encoded audio bytes → float32 ``[1, 3, 1, 128, 204]``, decoding only the windows
+    the clips read: the same bits as ``features(load_waveform_16k(...))``."""
+    with open_container(data, AUDIO_DEMUXERS, "audio", AUDIO_OPTIONS, limits.audio_codecs) as box:
+        if not box.streams.audio:
+            raise MediaError("no_audio_stream", "the file holds no audio stream")
+        stream = box.streams.audio[0]
+        open_decoder(stream, limits.audio_codecs, "audio")
+        _check_declared(box, stream, limits)
+        rate = stream.codec_context.sample_rate or 0
+        if rate:
+            _check_rate(rate, limits)
+            guard.reserve(
+                reservation_bytes(rate, stream.codec_context.channels or 1),
+                limits.max_audio_decoded_bytes,
+                "audio",
+            )
 
-def preprocess_audio(data: bytes, limits: MediaLimits) -> torch.Tensor:
-    """Encoded audio bytes → float32 ``[1, 3, 1, 128, 204]``.
+    def reopen():  # type: ignore[no-untyped-def]
+        return open_container(data, AUDIO_DEMUXERS, "audio", AUDIO_OPTIONS, limits.audio_codecs)
 
-    Only the samples the three clips read are resampled (``resample_ranges``):
-    the same bits as ``features(load_waveform_16k(...))``, which tests check.
-    """
-    waveform, rate = decode(data, limits)
-    _check_rate(rate, limits)
-    length = output_length(waveform, rate, SAMPLE_RATE)
-    _check_length(length)
-    if rate != SAMPLE_RATE:
-        waveform = resample_ranges(waveform, rate, SAMPLE_RATE, clip_ranges(length))
-    return features(waveform)
+    found, decoded = decode_windows(reopen, limits, guard, clip_ranges)
+    _check_rate(found.rate, limits)
+    _check_length(found.out_length)
+    return clip_features(decoded.segments, found.out_length)
 
 
 def load_waveform_16k(data: bytes, limits: MediaLimits) -> torch.Tensor:
@@ -92,9 +109,18 @@ def features(waveform: torch.Tensor) -> torch.Tensor:
 
     Modifies ``waveform`` in place (step 4), as the reference does.
     """
+    return clip_features([(0, waveform)], waveform.shape[1])
+
+
+def clip_features(segments: list[tuple[int, torch.Tensor]], length: int) -> torch.Tensor:
+    """Steps 3–5 over a ``length``-sample 16 kHz waveform known only on ``segments``
+    (``(start, [C, n])``, each clip inside one of them). Overlapping clips share a
+    segment, so the in-place mean removal of step 4 reaches later clips as in the
+    reference."""
     clips = []
-    for start, end in clip_ranges(waveform.shape[1]):
-        clip = waveform[:, start:end]  # view [C, ≤32000]
+    for start, end in clip_ranges(length):
+        offset, segment = next((o, s) for o, s in segments if o <= start and end <= o + s.shape[1])
+        clip = segment[:, start - offset : end - offset]  # view [C, ≤32000]
         clip -= clip.mean()  # in place: the reference's shared-waveform quirk
         mel = kaldi.fbank(clip[0]).T  # [128, T], T = 198 for a full clip
         frames = mel.shape[1]
@@ -108,11 +134,12 @@ def features(waveform: torch.Tensor) -> torch.Tensor:
 
 
 def decode(data: bytes, limits: MediaLimits) -> tuple[torch.Tensor, int]:
-    """Decode the first audio stream → (float32 ``[C, L]`` in [−1, 1], sample rate)."""
+    """Decode the whole first audio stream → (float32 ``[C, L]`` in [−1, 1], sample rate)."""
     with open_container(data, AUDIO_DEMUXERS, "audio", AUDIO_OPTIONS) as container:
         if not container.streams.audio:
             raise MediaError("no_audio_stream", "the file holds no audio stream")
         stream = container.streams.audio[0]
+        open_decoder(stream, limits.audio_codecs, "audio")
         _check_declared(container, stream, limits)
         return decode_stream(container, stream, limits)
 
@@ -154,7 +181,7 @@ def decode_stream(
     rate = channels = max_samples = 0
     packed = False
     for frame in container.decode(stream):
-        piece = _frame_samples(frame)
+        piece = frame_samples(frame)
         if not pieces:
             rate, channels = frame.sample_rate, len(piece)
             packed = not frame.format.is_planar
@@ -186,49 +213,6 @@ def decode_stream(
     for piece in pieces:
         count = len(piece[0])
         for channel, samples in enumerate(piece):
-            _to_float(samples, out[channel, at : at + count])
+            to_float(samples, out[channel, at : at + count])
         at += count
     return torch.from_numpy(out), rate
-
-
-# FFmpeg sample format (planar "p" suffix dropped) → NumPy dtype, native byte order: the
-# formats PyAV's to_ndarray reads. Others (s64) go through to_ndarray, which refuses them
-# (a ValueError, mapped to "corrupt"), as before.
-_SAMPLE_DTYPES = {
-    "u8": np.dtype(np.uint8),
-    "s16": np.dtype(np.int16),
-    "s32": np.dtype(np.int32),
-    "flt": np.dtype(np.float32),
-    "dbl": np.dtype(np.float64),
-}
-
-
-def _frame_samples(frame: av.AudioFrame) -> list[np.ndarray]:
-    """One decoded frame → one ``[n]`` view per channel, in the frame's own dtype."""
-    channels = frame.layout.nb_channels
-    dtype = _SAMPLE_DTYPES.get(frame.format.name.removesuffix("p"))
-    if dtype is None:  # a format without a plain dtype: let PyAV convert it
-        array = frame.to_ndarray()
-        if not frame.format.is_planar:
-            array = array.reshape(-1, channels).T
-        return list(array)
-    if frame.format.is_planar:
-        return [np.frombuffer(plane, dtype, count=frame.samples) for plane in frame.planes]
-    packed = np.frombuffer(frame.planes[0], dtype, count=frame.samples * channels)
-    return list(packed.reshape(-1, channels).T)  # [n·C] → C strided [n] views
-
-
-def _to_float(samples: np.ndarray, out: np.ndarray) -> None:
-    """Native samples → float32 in [−1, 1], written to ``out``."""
-    if samples.dtype == np.uint8:
-        np.subtract(samples, np.float32(128.0), out=out, dtype=np.float32)
-        np.divide(out, np.float32(128.0), out=out)
-        return
-    scale = _INT_SCALE.get(samples.dtype)
-    if scale is not None:
-        # x / 2^k rounded to float32 equals round_f32(x) · 2^-k exactly (scaling by a
-        # power of two commutes with rounding), so float32 arithmetic gives the
-        # bits the float64 division gave, without a float64 temporary.
-        np.multiply(samples, np.float32(1.0 / scale), out=out, dtype=np.float32, casting="unsafe")
-        return
-    np.copyto(out, samples, casting="unsafe")

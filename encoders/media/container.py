@@ -5,6 +5,15 @@ passed to FFmpeg explicitly: FFmpeg never probes, so playlist-style demuxers
 (HLS, concat, image2 patterns) that open further files or URLs cannot be reached.
 FFmpeg errors are mapped to ``MediaError`` here, once.
 
+Decoders come from an allow-list too (``MediaLimits.video_codecs`` /
+``audio_codecs``), handed to FFmpeg as its own ``codec_whitelist`` option: on
+the demuxer (the decoders ``avformat_find_stream_info`` opens while probing)
+and on the stream's decoder (``open_decoder``). FFmpeg ships hundreds of
+decoders, JPEG 2000 among them, and a container can name any of them; only the
+common ones for each modality are reachable from a request. Each decoder runs
+on the calling thread (``thread_count`` 1): the preprocessing pool supplies the
+parallelism, and the decode guard's CPU clock sees all of the work.
+
 Demuxer options per container (``AUDIO_OPTIONS``): ``probesize`` bounds how
 much ``avformat_find_stream_info`` reads (and decodes) to fill in stream
 parameters; FFmpeg's default is 5 MB. Where a demuxer's own header already
@@ -65,10 +74,12 @@ def open_container(
     demuxers: dict[str, str],
     kind: str,
     options: dict[str, dict[str, str]] | None = None,
+    codecs: tuple[str, ...] = (),
 ) -> Iterator[av.container.InputContainer]:
     """Open ``data`` with the demuxer its magic bytes name; closed on exit.
 
-    ``options``: sniff() name → demuxer options (absent: FFmpeg's defaults)."""
+    ``options``: sniff() name → demuxer options (absent: FFmpeg's defaults).
+    ``codecs``: the decoders FFmpeg may open while probing (empty: any)."""
     name = sniff(data)
     demuxer = demuxers.get(name or "")
     if demuxer is None:
@@ -76,7 +87,10 @@ def open_container(
         raise MediaError(
             "unsupported_format", f"{kind} must be one of {accepted}; got {name or 'unknown data'}"
         )
-    chosen = (options or {}).get(name or "", {})
+    chosen = dict((options or {}).get(name or "", {}))
+    chosen["format_whitelist"] = demuxer
+    if codecs:
+        chosen["codec_whitelist"] = ",".join(codecs)
     try:
         container = av.open(io.BytesIO(data), mode="r", format=demuxer, options=chosen)
     except av.error.FFmpegError as exc:
@@ -87,3 +101,21 @@ def open_container(
         raise MediaError("corrupt", f"{kind} could not be decoded: {exc}") from exc
     finally:
         container.close()
+
+
+def open_decoder(stream: av.stream.Stream, codecs: tuple[str, ...], kind: str) -> None:
+    """Refuse a stream whose decoder is not in ``codecs``; open the allowed one with
+    FFmpeg's ``codec_whitelist`` set and one thread (module docstring)."""
+    codec = stream.codec_context
+    name = codec.codec.name if codec.codec is not None else "unknown"
+    if name not in codecs:
+        raise MediaError(
+            "unsupported_codec",
+            f"{kind} codec {name!r} is not accepted; accepted: {', '.join(codecs)}",
+        )
+    codec.thread_count = 1
+    codec.options = {**(codec.options or {}), "codec_whitelist": ",".join(codecs)}
+    try:
+        codec.open()
+    except av.error.FFmpegError as exc:
+        raise MediaError("unsupported_codec", f"{kind} codec {name!r} could not be opened") from exc

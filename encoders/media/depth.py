@@ -22,15 +22,16 @@ from PIL import Image
 
 from . import raster
 from .errors import MediaError
+from .guard import DecodeGuard
 from .limits import MediaLimits
 
 # Pillow mode → full-scale value of that bit depth.
 _FULL_SCALE = {"L": 255.0, "I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I": 65535.0}
 
 
-def preprocess_depth(data: bytes, limits: MediaLimits) -> torch.Tensor:
+def preprocess_depth(data: bytes, limits: MediaLimits, guard: DecodeGuard) -> torch.Tensor:
     """Encoded single-channel disparity image → float32 ``[1, 1, 224, 224]``."""
-    image = raster.open_image(data, limits)
+    image = raster.open_image(data, limits, guard)
     full_scale = _FULL_SCALE.get(image.mode)
     if full_scale is None:
         raise MediaError(

@@ -3,7 +3,10 @@
 Exception tree::
 
     Exception
-    └── MediaError(reason, message)   every failure of encoders.media.preprocess
+    ├── MediaError(reason, message)   the item cannot be used: the client's fault
+    ├── MediaBusy(message, retry_after)  its decoding does not fit the memory budget
+    │                                    right now: the client may retry later
+    └── MediaCancelled                nobody waits for the item any more
 
 Foreign errors (Pillow, PyAV, NumPy) are mapped to a ``MediaError`` at the
 boundary of the module that calls the library, with ``raise ... from exc``.
@@ -19,8 +22,10 @@ REASONS: Final[dict[str, str]] = {
     "unsupported_format": "the bytes are not a format accepted for this modality "
     "(or use a feature this service refuses, e.g. an odd sample rate)",
     "corrupt": "the format was recognised but the bytes could not be decoded",
-    "too_large": "bytes, pixel count or frame size over the configured limit",
+    "too_large": "bytes, pixel count, frame size or decoded size over the configured limit",
     "too_long": "audio or video duration over the configured limit",
+    "too_complex": "decoding would cost more work (decoded video pixels, CPU time) than allowed",
+    "unsupported_codec": "the container holds a codec this service does not decode",
     "too_short": "audio shorter than one 25 ms analysis frame, a video with no frames, "
     "or IMU with no samples",
     "bad_dimensions": "image geometry the service refuses (side or aspect ratio over the limit)",
@@ -42,3 +47,17 @@ class MediaError(Exception):
         super().__init__(f"{reason}: {message}")
         self.reason = reason
         self.message = message
+
+
+class MediaBusy(Exception):
+    """An item whose decoded size does not fit the process's memory budget now (it
+    would fit an idle one): the service answers 429 with ``retry_after``."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
+class MediaCancelled(Exception):
+    """Decoding stopped between packets because its request went away."""

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from . import raster
+from .guard import DecodeGuard
 from .limits import MediaLimits
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -35,16 +36,16 @@ def normalize_clip(x: torch.Tensor) -> torch.Tensor:
     return x.sub(mean).div(std)
 
 
-def preprocess_image(data: bytes, limits: MediaLimits) -> torch.Tensor:
+def preprocess_image(data: bytes, limits: MediaLimits, guard: DecodeGuard) -> torch.Tensor:
     """Encoded image bytes → float32 ``[1, 3, 224, 224]``."""
     if limits.fidelity == "fast":
-        return _preprocess_fast(data, limits)
-    image = raster.to_mode(raster.flatten_alpha(raster.open_image(data, limits)), "RGB")
+        return _preprocess_fast(data, limits, guard)
+    image = raster.to_mode(raster.flatten_alpha(raster.open_image(data, limits, guard)), "RGB")
     image = raster.center_crop(raster.resize_short_side(image))
     return normalize_clip(raster.to_tensor(image)).unsqueeze(0)  # [3,H,W] → [1,3,H,W]
 
 
-def _preprocess_fast(data: bytes, limits: MediaLimits) -> torch.Tensor:
+def _preprocess_fast(data: bytes, limits: MediaLimits, guard: DecodeGuard) -> torch.Tensor:
     header: list[tuple[int, int]] = []
 
     def draft(size: tuple[int, int]) -> tuple[int, int]:
@@ -52,7 +53,9 @@ def _preprocess_fast(data: bytes, limits: MediaLimits) -> torch.Tensor:
         width, height = raster.short_side_size(size)
         return 2 * width, 2 * height
 
-    image = raster.to_mode(raster.flatten_alpha(raster.open_image(data, limits, draft)), "RGB")
+    image = raster.to_mode(
+        raster.flatten_alpha(raster.open_image(data, limits, guard, draft)), "RGB"
+    )
     full = header[0] if header else image.size
     if (image.width - image.height) * (full[0] - full[1]) < 0:  # EXIF turned it a quarter
         full = (full[1], full[0])

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .errors import MediaError
+from .guard import DecodeGuard
 from .limits import MediaLimits
 
 CHANNELS = 6
@@ -31,7 +32,7 @@ SAMPLES = 2000
 _SEPARATOR = re.compile(r"[,;\t ]+")
 
 
-def preprocess_imu(data: bytes, limits: MediaLimits) -> torch.Tensor:
+def preprocess_imu(data: bytes, limits: MediaLimits, guard: DecodeGuard) -> torch.Tensor:
     """``.npy`` or CSV bytes → float32 ``[1, 6, 2000]``."""
     is_npy = bytes(data[:6]) == b"\x93NUMPY"
     array = _load_npy(data, limits) if is_npy else _load_csv(data, limits)

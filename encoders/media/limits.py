@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from .allowlists import AUDIO_CODECS, IMAGE_FORMATS, VIDEO_CODECS
+
 #: ``exact``: the reference's pixels. ``fast``: photos decoded at a reduced JPEG
 #: scale and resized by torch (encoders/media/image.py); close, not identical.
 Fidelity = Literal["exact", "fast"]
@@ -49,6 +51,24 @@ class MediaLimits:
     max_video_pixels: int = 4096 * 2160
     #: IMU samples per channel before the pad/crop to 2000.
     max_imu_samples: int = 200_000
+    #: Decoded bytes one item may hold at once, computed from its headers before
+    #: decoding and reserved from the process's memory budget (``guard.py``).
+    max_decoded_bytes: int = 256 * 2**20
+    #: The same for audio: the three clip windows and the resampler's working set.
+    max_audio_decoded_bytes: int = 64 * 2**20
+    #: Pixels a video may cost to decode (frames decoded × frame pixels), counted from
+    #: the keyframe layout before decoding: one keyframe followed by thousands of
+    #: P-frames decodes them all to reach the last sampled frame.
+    max_video_decode_pixels: int = 4_000_000_000
+    #: CPU seconds one item's decoding may take (the decoding thread's own time):
+    #: the backstop for costs the headers do not show.
+    max_decode_cpu_s: float = 3.0
+    #: Decoders FFmpeg may open (FFmpeg's ``codec_whitelist``); anything else is
+    #: ``unsupported_codec``. Names are FFmpeg's decoder names.
+    video_codecs: tuple[str, ...] = VIDEO_CODECS
+    audio_codecs: tuple[str, ...] = AUDIO_CODECS
+    #: Pillow formats a still image may be (the ones the sniffer accepts).
+    image_formats: tuple[str, ...] = IMAGE_FORMATS
     #: Still-image preprocessing: the reference's exact pixels, or the fast mode.
     fidelity: Fidelity = "exact"
 
@@ -58,7 +78,7 @@ class MediaLimits:
                 f"MediaLimits.fidelity must be one of {FIDELITIES}, got {self.fidelity!r}"
             )
         for name, value in vars(self).items():
-            if name == "fidelity":
+            if name == "fidelity" or isinstance(value, tuple):
                 continue
             if value <= 0:
                 raise ValueError(f"MediaLimits.{name} must be > 0, got {value}")

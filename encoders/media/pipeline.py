@@ -4,7 +4,9 @@ The single entry point the runner calls (from threads: every step here is
 pure, caches are ``functools.lru_cache`` of read-only tensors). Checks that apply
 to every modality (empty, byte cap) happen here; any foreign exception that a
 modality module did not map is turned into ``MediaError("corrupt")`` so a
-hostile file can never surface as a 500.
+hostile file can never surface as a 500. The item's ``DecodeGuard`` (what it
+may reserve and spend, and whether anyone still waits for it) is closed here,
+giving back its reservation, however decoding ends.
 """
 
 from __future__ import annotations
@@ -16,14 +18,15 @@ import torch
 
 from .audio import preprocess_audio
 from .depth import preprocess_depth
-from .errors import MediaError
+from .errors import MediaBusy, MediaCancelled, MediaError
+from .guard import DecodeGuard
 from .image import preprocess_image
 from .imu import preprocess_imu
 from .limits import MediaLimits
 from .thermal import preprocess_thermal
 from .video import preprocess_video
 
-Loader = Callable[[bytes, MediaLimits], torch.Tensor]
+Loader = Callable[[bytes, MediaLimits, DecodeGuard], torch.Tensor]
 
 LOADERS: Final[dict[str, Loader]] = {
     "image": preprocess_image,
@@ -45,11 +48,19 @@ SHAPES: Final[dict[str, tuple[int, ...]]] = {
 }
 
 
-def preprocess(modality: str, data: bytes, limits: MediaLimits | None = None) -> torch.Tensor:
+def preprocess(
+    modality: str,
+    data: bytes,
+    limits: MediaLimits | None = None,
+    guard: DecodeGuard | None = None,
+) -> torch.Tensor:
     """Decode and preprocess one media item → float32 CPU tensor of ``SHAPES[modality]``.
 
-    Raises ``MediaError`` for anything wrong with ``data``; ``ValueError`` for an
-    unknown ``modality`` (a caller bug, not a client fault).
+    Raises ``MediaError`` for anything wrong with ``data``, ``MediaBusy`` when its
+    decoding does not fit the memory budget now, ``MediaCancelled`` when ``guard``
+    says nobody waits for it; ``ValueError`` for an unknown ``modality`` (a caller
+    bug, not a client fault). Without a ``guard``, the per-item caps and the CPU
+    ceiling of ``limits`` still apply.
     """
     loader = LOADERS.get(modality)
     if loader is None:
@@ -61,9 +72,10 @@ def preprocess(modality: str, data: bytes, limits: MediaLimits | None = None) ->
         raise MediaError(
             "too_large", f"{modality} is {len(data)} bytes, over the {limits.max_bytes}-byte limit"
         )
+    guard = guard if guard is not None else DecodeGuard(max_cpu_s=limits.max_decode_cpu_s)
     try:
-        out = loader(bytes(data), limits)
-    except MediaError:
+        out = loader(bytes(data), limits, guard)
+    except (MediaError, MediaBusy, MediaCancelled):
         raise
     except MemoryError as exc:
         raise MediaError("too_large", f"{modality} needs more memory than allowed") from exc
@@ -72,4 +84,6 @@ def preprocess(modality: str, data: bytes, limits: MediaLimits | None = None) ->
         raise MediaError(
             "corrupt", f"{modality} could not be decoded ({type(exc).__name__})"
         ) from exc
+    finally:
+        guard.close()
     return out

@@ -8,10 +8,12 @@ Reference steps (PandaGPT ``data.py`` vision and thermal loaders, torchvision
 
 Deliberate departures from the reference, all for untrusted input:
 
-- Only an allow-list of Pillow formats is opened (no EPS, which runs Ghostscript,
-  and none of the rarely used plugins).
+- Only an allow-list of Pillow formats is opened (``MediaLimits.image_formats``:
+  what the sniffer accepts; no EPS, which runs Ghostscript, and none of the
+  rarely used plugins).
 - The decoded size is checked from the header before any pixel is decoded
-  (``Image.open`` is lazy): pixel count, longest side, aspect ratio.
+  (``Image.open`` is lazy): pixel count, longest side, aspect ratio; then the
+  bytes decoding will hold (``decoded_bytes``) are reserved from the guard.
 - EXIF orientation is applied (the reference ignores it, so a phone photo taken
   upright would be fed sideways); images without the tag are unchanged, and
   not copied (neither is a convert to the mode an image already has).
@@ -31,19 +33,17 @@ import torch
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from .errors import MediaError
+from .guard import DecodeGuard
 from .limits import MediaLimits
 
 SIZE = 224
 
-# Formats whose decoders are common and in-process; animated ones yield frame 0.
-_FORMATS = ("JPEG", "MPO", "PNG", "GIF", "WEBP", "BMP", "DIB", "TIFF", "PPM", "TGA", "ICO", "AVIF")
 
-
-@lru_cache(maxsize=1)
-def _allowed_formats() -> tuple[str, ...]:
-    """The allow-list minus plugins this Pillow build lacks (AVIF is optional)."""
+@lru_cache(maxsize=8)
+def _allowed_formats(formats: tuple[str, ...]) -> tuple[str, ...]:
+    """``formats`` minus plugins this Pillow build lacks; animated ones yield frame 0."""
     Image.init()  # registers every plugin once; Image.open would otherwise KeyError on MPO
-    return tuple(name for name in _FORMATS if name in Image.OPEN)
+    return tuple(name for name in formats if name in Image.OPEN)
 
 
 # Background for transparent pixels (see module docstring).
@@ -53,6 +53,7 @@ _ALPHA_BACKGROUND = (255, 255, 255)
 def open_image(
     data: bytes,
     limits: MediaLimits,
+    guard: DecodeGuard | None = None,
     draft: Callable[[tuple[int, int]], tuple[int, int]] | None = None,
 ) -> Image.Image:
     """Open ``data`` lazily, check its header geometry against ``limits``, then decode.
@@ -65,10 +66,13 @@ def open_image(
     try:
         # DecompressionBombWarning is raised, not warned, when a caller runs with
         # warnings as errors; either way it means too large (caught below).
-        image = Image.open(io.BytesIO(data), formats=_allowed_formats())
+        image = Image.open(io.BytesIO(data), formats=_allowed_formats(limits.image_formats))
         check_geometry(image.size, limits)
         if draft is not None and image.format in ("JPEG", "MPO"):
             image.draft(image.mode, draft(image.size))
+        if guard is None:
+            guard = DecodeGuard(max_cpu_s=limits.max_decode_cpu_s)
+        guard.reserve(decoded_bytes(image), limits.max_decoded_bytes, "the image")
         image.load()
     except MediaError:
         raise
@@ -80,6 +84,30 @@ def open_image(
         # Pillow reports truncated or malformed data with any of these.
         raise MediaError("corrupt", f"image could not be decoded: {exc}") from exc
     return upright(image)
+
+
+def decoded_bytes(image: Image.Image) -> int:
+    """What decoding ``image`` (opened, not loaded) and bringing it upright in RGB holds
+    at most: its pixels in their decoded mode, plus a full-size copy for an EXIF turn
+    and one for a mode conversion, and the RGBA buffers of flattening transparency."""
+    pixels = image.width * image.height
+    wide = image.mode in ("I", "F") or image.mode.startswith("I;")
+    native = pixels * len(image.getbands()) * (4 if wide else 1)
+    total = native
+    if _orientation(image) in _TRANSPOSING:
+        total += native
+    if image.mode not in ("RGB", "L"):
+        total += pixels * 3
+    if "A" in image.getbands() or "transparency" in image.info:
+        total += 3 * pixels * 4  # RGBA, its background, the composite
+    return total
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        return int(image.getexif().get(ExifTags.Base.Orientation, 1))
+    except Exception:
+        return 1
 
 
 # EXIF orientations that move pixels (1 is "as stored").

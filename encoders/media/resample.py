@@ -48,7 +48,7 @@ def kernel_size(orig_rate: int, new_rate: int) -> int:
 
 
 @lru_cache(maxsize=16)
-def _sinc_kernel(orig: int, new: int, width: int) -> torch.Tensor:
+def sinc_kernel(orig: int, new: int, width: int) -> torch.Tensor:
     """Polyphase bank ``[new, 1, 2·width + orig]`` (float32; cached, treat as read-only)."""
     lpw = LOWPASS_FILTER_WIDTH
     base = min(orig, new) * ROLLOFF
@@ -94,13 +94,13 @@ def resample_ranges(
     if orig_rate <= 0 or new_rate <= 0:
         raise MediaError("unsupported_format", f"sample rate {orig_rate} Hz is not valid")
     orig, new, width = reduced_rates(orig_rate, new_rate)
-    kernel = _sinc_kernel(orig, new, width)  # [new, 1, K]
+    kernel = sinc_kernel(orig, new, width)  # [new, 1, K]
     taps = kernel.shape[-1]
     channels, length = waveform.shape
     # Frames of F.pad(waveform, (width, width + orig)) convolved with stride orig.
     frames = (length + 2 * width + orig - taps) // orig + 1
     out = torch.zeros(channels, frames, new)  # frame f phase i is output sample f·new + i
-    for start, end in _frame_spans(ranges, new, frames):
+    for start, end in frame_spans(ranges, new, frames):
         # Input of frames [start, end) in padded coordinates, zero outside the signal.
         first, last = start * orig - width, (end - 1) * orig + taps - width
         window = torch.zeros(channels, last - first)
@@ -112,7 +112,7 @@ def resample_ranges(
     return out.reshape(channels, -1)[:, :target]
 
 
-def _frame_spans(ranges: list[tuple[int, int]], new: int, frames: int) -> list[tuple[int, int]]:
+def frame_spans(ranges: list[tuple[int, int]], new: int, frames: int) -> list[tuple[int, int]]:
     """Output sample ranges → merged, sorted polyphase frame ranges [start, end)."""
     spans = sorted(
         (start // new, min(frames, -(-end // new))) for start, end in ranges if end > start

@@ -11,11 +11,12 @@ from __future__ import annotations
 import torch
 
 from . import raster
+from .guard import DecodeGuard
 from .limits import MediaLimits
 
 
-def preprocess_thermal(data: bytes, limits: MediaLimits) -> torch.Tensor:
+def preprocess_thermal(data: bytes, limits: MediaLimits, guard: DecodeGuard) -> torch.Tensor:
     """Encoded thermal image bytes → float32 ``[1, 1, 224, 224]``."""
-    image = raster.to_mode(raster.flatten_alpha(raster.open_image(data, limits)), "L")
+    image = raster.to_mode(raster.flatten_alpha(raster.open_image(data, limits, guard)), "L")
     image = raster.center_crop(raster.resize_short_side(image))
     return raster.to_tensor(image).unsqueeze(0)  # [1,H,W] → [1,1,H,W]

@@ -21,22 +21,39 @@ order, which remains the fallback). Sampled frames are converted one at a time
 float buffer. Departures: a clip whose frame range is empty (fps far below 1)
 uses its nearest frame instead of failing; if a stream has fewer frames than
 its header declares, the plan is redone once with the real count.
+
+Bounds, all before the first frame is decoded: the decoder must be on the
+allow-list; what decoding holds at once (``decoded_bytes``) is reserved from
+the guard; and the frames decoding must feed to reach the sampled ones
+(``packets_to_decode``, from the keyframe layout the index shows) times the
+frame's pixels must stay under ``max_video_decode_pixels``, else
+``too_complex``: one keyframe followed by 17,000 P-frames costs a 1080p video
+23 s of a core to reach its last clip. The guard's CPU ceiling and
+cancellation are checked before every packet.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import av
 import torch
 import torch.nn.functional as F
 
 from .clips import clip_timepoints
-from .container import VIDEO_DEMUXERS, open_container
+from .container import VIDEO_DEMUXERS, open_container, open_decoder
 from .errors import MediaError
+from .guard import DecodeGuard
 from .image import normalize_clip
 from .limits import MediaLimits
-from .video_decode import decode_selected, decode_sequential, frame_ranks, index_packets
+from .video_decode import (
+    decode_selected,
+    decode_sequential,
+    frame_ranks,
+    index_packets,
+    packets_to_decode,
+)
 
 SIZE = 224
 CLIPS = 5
@@ -44,7 +61,7 @@ CLIP_SECONDS = 2
 CROPS = 3
 
 
-def preprocess_video(data: bytes, limits: MediaLimits) -> torch.Tensor:
+def preprocess_video(data: bytes, limits: MediaLimits, guard: DecodeGuard) -> torch.Tensor:
     """Encoded video bytes → float32 ``[1, 15, 3, 2, 224, 224]``."""
     resizer = FrameResizer()
 
@@ -54,32 +71,98 @@ def preprocess_video(data: bytes, limits: MediaLimits) -> torch.Tensor:
     def convert(frame: av.VideoFrame) -> torch.Tensor:
         return resizer(torch.from_numpy(frame.to_ndarray(format="rgb24")))  # [H, W, 3]
 
-    with open_container(data, VIDEO_DEMUXERS, "video") as container:
+    with open_container(data, VIDEO_DEMUXERS, "video", codecs=limits.video_codecs) as container:
         stream, fps = _probe(container, limits)
+        open_decoder(stream, limits.video_codecs, "video")
+        codec = stream.codec_context
+        guard.reserve(decoded_bytes(codec.width, codec.height), limits.max_decoded_bytes, "video")
         cap = min(limits.max_video_frames, math.floor(limits.max_video_seconds * fps))
-        packets = index_packets(container, stream, cap)
+        packets = index_packets(container, stream, cap, _early_refusal(stream, fps, limits))
         count = stream.frames or len(packets)  # the header's count, as the reference reads it
         _check_count(count, fps, limits)
         plan = frame_plan(count, fps)
-        codec = stream.codec_context
         ranks = frame_ranks(packets, bool(codec.has_b_frames)) if count == len(packets) else None
+        _check_work(packets_to_decode(packets, ranks, _indices(plan)), codec, limits)
         frames = None
         if ranks is not None:
-            frames = decode_selected(codec, packets, ranks, _indices(plan), check, convert)
+            frames = decode_selected(
+                codec, packets, ranks, _indices(plan), check, convert, guard.check
+            )
         if frames is None:
-            frames, decoded = decode_sequential(codec, packets, _indices(plan), check, convert)
+            frames, decoded = decode_sequential(
+                codec, packets, _indices(plan), check, convert, guard.check
+            )
             if len(frames) < len(_indices(plan)):
                 # Fewer frames than declared: plan again over what the stream really holds.
                 if decoded == 0:
                     raise MediaError("too_short", "the video stream decodes to no frames")
                 plan = frame_plan(decoded, fps)
-                frames, _ = decode_sequential(codec, packets, _indices(plan), check, convert)
+                frames, _ = decode_sequential(
+                    codec, packets, _indices(plan), check, convert, guard.check
+                )
     out = torch.empty(1, CLIPS * CROPS, 3, 2, SIZE, SIZE)
     for clip, (first, last) in enumerate(plan):
         pair = torch.stack([frames[first], frames[last]], dim=1)  # [3, 2, H', W']
         for crop, view in enumerate(spatial_crops(pair)):
             out[0, clip * CROPS + crop] = view
     return out  # [1, 15, 3, 2, 224, 224]
+
+
+#: Frames the decoder holds at once (references and frames in flight), for the
+#: reservation: H.264 and HEVC levels keep 6 or fewer at 4K, more at lower sizes.
+DECODER_FRAMES = 8
+
+
+def decoded_bytes(width: int, height: int) -> int:
+    """What decoding a ``width`` × ``height`` video holds at once: the decoder's frames
+    (4:2:0, up to 16-bit samples), one RGB copy and its float buffer (``FrameResizer``),
+    the ≤ 10 sampled frames resized, and the output tensor."""
+    pixels = width * height
+    resized = 3 * SIZE * math.ceil(SIZE * max(width, height) / max(1, min(width, height))) * 4
+    output = CLIPS * CROPS * 3 * 2 * SIZE * SIZE * 4
+    return DECODER_FRAMES * pixels * 3 + pixels * 3 + pixels * 12 + 2 * CLIPS * resized + output
+
+
+#: Display order may trail decode order by this many frames (B-frame reordering).
+REORDER_SLACK = 16
+
+
+def _early_refusal(
+    stream: av.video.stream.VideoStream, fps: float, limits: MediaLimits
+) -> Callable[[int, int], bool]:
+    """While indexing: refuse as soon as a sampled frame (planned from the header's frame
+    count) is further from its keyframe than the decode budget allows; the exact count
+    after indexing decides every other case."""
+    codec = stream.codec_context
+    pixels = max(1, codec.width * codec.height)
+    wanted = _indices(frame_plan(stream.frames, fps)) if stream.frames else set()
+    reach = limits.max_video_decode_pixels // pixels + REORDER_SLACK
+
+    def too_far(position: int, since_keyframe: int) -> bool:
+        if since_keyframe > reach and position in wanted:
+            raise MediaError(
+                "too_complex",
+                f"sampled frame {position} is over {since_keyframe - REORDER_SLACK} frames of "
+                f"{codec.width}×{codec.height} from its keyframe, over the "
+                f"{limits.max_video_decode_pixels / 1e9:g} G-pixel decode limit; "
+                "re-encode with a keyframe every few seconds",
+            )
+        return False
+
+    return too_far
+
+
+def _check_work(packets: int, codec: av.codec.context.CodecContext, limits: MediaLimits) -> None:
+    """Refuse, before decoding, a video whose sampled frames cost too many decoded pixels."""
+    pixels = packets * codec.width * codec.height
+    if pixels > limits.max_video_decode_pixels:
+        raise MediaError(
+            "too_complex",
+            f"reaching the sampled frames means decoding {packets} frames of "
+            f"{codec.width}×{codec.height} ({pixels / 1e9:.1f} G pixels), over the "
+            f"{limits.max_video_decode_pixels / 1e9:g} G-pixel limit; "
+            "re-encode with a keyframe every few seconds",
+        )
 
 
 def frame_plan(count: int, fps: float) -> list[tuple[int, int]]:

@@ -45,16 +45,27 @@ from .errors import MediaError
 T = TypeVar("T")
 #: Called with every decoded frame, before it is used (frame-size limits).
 FrameCheck = Callable[[av.VideoFrame], None]
+#: Called before each packet is fed: may stop decoding (cancelled, over its CPU time).
+Tick = Callable[[], None]
 
 
 def index_packets(
-    container: av.container.InputContainer, stream: av.video.stream.VideoStream, cap: int
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    cap: int,
+    too_far: Callable[[int, int], bool] = lambda position, since_keyframe: False,
 ) -> list[av.Packet]:
     """Every non-empty packet of ``stream`` in decode order (demux only); more than
-    ``cap`` packets is ``too_long``. Packets hold at most the input's bytes."""
+    ``cap`` packets is ``too_long``. Packets hold at most the input's bytes.
+
+    ``too_far(position, packets since the last keyframe)`` may stop indexing early
+    (it raises): a refusal need not read the rest of a long file."""
     packets = []
+    since_keyframe = 0
     for packet in container.demux(stream):
         if packet.size:
+            since_keyframe = 0 if packet.is_keyframe else since_keyframe + 1
+            too_far(len(packets), since_keyframe)
             packets.append(packet)
             if len(packets) > cap:
                 raise MediaError("too_long", f"the video has over {cap} frames")
@@ -96,16 +107,12 @@ def _start_of(position: int, packets: list[av.Packet], keyframes: list[int]) -> 
     return keyframes[at]
 
 
-def decode_selected(
-    codec: av.codec.context.CodecContext,
-    packets: list[av.Packet],
-    ranks: dict[int, int],
-    wanted: set[int],
-    check: FrameCheck,
-    convert: Callable[[av.VideoFrame], T],
-) -> dict[int, T] | None:
-    """{index: convert(frame)} for the ``wanted`` frame indices, or None: fall back."""
-    by_pts = {pts: index for pts, index in ranks.items() if index in wanted}
+def plan_runs(
+    packets: list[av.Packet], ranks: dict[int, int], wanted: set[int]
+) -> list[tuple[int, int]] | None:
+    """(start, target) packet positions of each run ``decode_selected`` makes, or None
+    when a wanted frame has no packet (the caller falls back)."""
+    by_pts = {pts for pts, index in ranks.items() if index in wanted}
     if len(by_pts) != len(wanted):
         return None
     keyframes = [i for i, packet in enumerate(packets) if packet.is_keyframe]
@@ -115,11 +122,44 @@ def decode_selected(
     starts = [_start_of(target, packets, keyframes) for target in targets]
     for i in range(len(starts) - 2, -1, -1):
         starts[i] = min(starts[i], starts[i + 1])
+    return list(zip(starts, targets, strict=True))
+
+
+def packets_to_decode(
+    packets: list[av.Packet], ranks: dict[int, int] | None, wanted: set[int]
+) -> int:
+    """Packets decoding will feed to reach every ``wanted`` frame: the selective runs
+    where ``ranks`` allows them, else every packet up to the last wanted frame's."""
+    runs = plan_runs(packets, ranks, wanted) if ranks is not None else None
+    if runs is None:
+        return min(len(packets), max(wanted) + 1)
+    fed, position = 0, -1
+    for start, target in runs:
+        position = max(position, start - 1)
+        fed += max(0, target - position)
+        position = max(position, target)
+    return fed
+
+
+def decode_selected(
+    codec: av.codec.context.CodecContext,
+    packets: list[av.Packet],
+    ranks: dict[int, int],
+    wanted: set[int],
+    check: FrameCheck,
+    convert: Callable[[av.VideoFrame], T],
+    tick: Tick = lambda: None,
+) -> dict[int, T] | None:
+    """{index: convert(frame)} for the ``wanted`` frame indices, or None: fall back."""
+    runs = plan_runs(packets, ranks, wanted)
+    if runs is None:
+        return None
+    by_pts = {pts: index for pts, index in ranks.items() if index in wanted}
     found: dict[int, T] = {}
     try:
         position = -1  # next packet to feed; -1: the decoder holds nothing yet
         run = _Run(by_pts, found, check, convert)
-        for target, start in zip(targets, starts, strict=True):
+        for start, target in runs:
             if start > position:  # distant: drain this run, jump to the keyframe
                 if position >= 0 and not run.drain(codec):
                     return None
@@ -127,6 +167,7 @@ def decode_selected(
                 run = _Run(by_pts, found, check, convert, keyframe_pts=packets[start].pts)
                 position = start
             for packet in packets[position : target + 1]:
+                tick()
                 codec.skip_frame = "DEFAULT" if packet.pts in by_pts else "NONREF"
                 if not run.take(codec.decode(packet)):
                     return None
@@ -183,6 +224,7 @@ def decode_sequential(
     wanted: set[int],
     check: FrameCheck,
     convert: Callable[[av.VideoFrame], T],
+    tick: Tick = lambda: None,
 ) -> tuple[dict[int, T], int]:
     """Every frame in order, up to the last wanted output index (the definition the fast
     path must match) → ({index: convert(frame)}, frames decoded)."""
@@ -191,6 +233,7 @@ def decode_sequential(
     decoded = 0
     codec.flush_buffers()
     for packet in [*packets, None]:  # None drains the decoder's delayed frames
+        tick()
         for frame in codec.decode(packet):
             index = decoded
             decoded += 1

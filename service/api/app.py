@@ -42,6 +42,7 @@ from service.http.bulk import BulkWorker
 from service.http.loop_lag import watch_loop_lag
 from service.http.request_id import RequestIdMiddleware
 from service.http.request_metrics import MetricsMiddleware
+from service.memory import MemoryBudget
 from service.metrics import Metrics
 from service.quota import create_quota
 from service.quota.quota import RATELIMIT_HEADERS
@@ -62,6 +63,7 @@ def create_app(
     *,
     cache: EmbeddingCache | None = None,
     metrics: Metrics | None = None,
+    budget: MemoryBudget | None = None,
     fetcher: MediaFetcher | None = None,
 ) -> FastAPI:
     """The public API over `worker` (in-process `ModelWorker`, or a `WorkerPool`).
@@ -135,7 +137,7 @@ def create_app(
 
     # add_middleware wraps: the last added runs first. Auth runs before the body is
     # read, so an unauthenticated client cannot make us buffer a large body.
-    add_body_limit(app, settings, metrics, hold_factor=GATEWAY_HOLD_FACTOR)
+    add_body_limit(app, settings, metrics, hold_factor=GATEWAY_HOLD_FACTOR, budget=budget)
     app.add_middleware(
         AuthMiddleware, store=KeyStore(settings.api_keys, settings.api_key_file), metrics=metrics
     )

@@ -149,15 +149,21 @@ class BodyLimitMiddleware:
 
 
 def add_body_limit(
-    app: Starlette, settings: Settings, metrics: Metrics, *, hold_factor: int
+    app: Starlette,
+    settings: Settings,
+    metrics: Metrics,
+    *,
+    hold_factor: int,
+    budget: MemoryBudget | None = None,
 ) -> None:
     """The body limit, read timeout and memory budget of `settings`, on `app`: the
-    gateway and the worker differ only in how many bytes a body byte holds there."""
+    gateway and the worker differ only in how many bytes a body byte holds there.
+    `budget`: the process's, shared with media decoding (a new one when None)."""
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,
         timeout_s=settings.body_read_timeout_s,
         metrics=metrics,
-        budget=budget_from_settings(settings, metrics),
+        budget=budget or budget_from_settings(settings, metrics),
         hold_factor=hold_factor,
     )

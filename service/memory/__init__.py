@@ -6,6 +6,7 @@ from service.memory.allocator import tune_allocator
 from service.memory.budget import (
     MemoryBudget,
     Reservation,
+    budget_bytes,
     budget_from_settings,
     charge,
     current_reservation,
@@ -17,6 +18,7 @@ __all__ = [
     "MemoryBudget",
     "Reservation",
     "auto_budget_bytes",
+    "budget_bytes",
     "budget_from_settings",
     "charge",
     "current_reservation",

@@ -10,9 +10,12 @@ decodes or downloads. A reservation that does not fit is `ServerBusy` (429 with
 Retry-After): the client retries later instead of the pod dying. Everything a
 request reserved is given back when its response ends.
 
-The counting is cooperative and single-threaded (one event loop per process);
-`charge` finds the current request's reservation through a contextvar, so the
-code that decodes media needs no extra parameter.
+Request data is counted on the event loop; `charge` finds the current request's
+reservation through a contextvar, so the code that fetches media needs no extra
+parameter. Decoded media are counted from the preprocessing threads (`hold`:
+what an item will hold once decoded, computed from its headers before decoding,
+given back when the item is done), so the counter takes a lock, and a thread
+may wait a moment for room where a request on the event loop never waits.
 
 When the budget drains after holding a lot, a garbage collection runs: an
 error's traceback forms a cycle with the frames that held a request's body, and
@@ -27,6 +30,7 @@ import gc
 import logging
 import threading
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 
 from service.config import Settings
@@ -54,28 +58,65 @@ class MemoryBudget:
         self.in_use = 0
         self._held_since_collect = 0
         self._metrics = metrics
+        self._room = threading.Condition()  # guards in_use; notified when bytes come back
         if metrics is not None:
             metrics.memory_budget.set(limit_bytes)
+
+    def set_limit(self, limit_bytes: int) -> None:
+        """Resize, e.g. once the process has loaded its model (what is left is known then)."""
+        if limit_bytes < 1:
+            raise ValueError(f"a memory budget needs at least one byte, got {limit_bytes}")
+        with self._room:
+            self.limit_bytes = limit_bytes
+            self._room.notify_all()
+        if self._metrics is not None:
+            self._metrics.memory_budget.set(limit_bytes)
 
     def reservation(self) -> Reservation:
         return Reservation(self)
 
+    def hold(self, nbytes: int, what: str, wait_s: float = 0.0) -> Callable[[], None]:
+        """From any thread: hold `nbytes` for `what`, waiting up to `wait_s` for room
+        (never on the event loop); `ServerBusy` when it does not come. Returns the
+        function that gives them back (once)."""
+        deadline = time.monotonic() + wait_s
+        with self._room:
+            while self.in_use + nbytes > self.limit_bytes and nbytes <= self.limit_bytes:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._room.wait(left)
+            self._take(nbytes, what)
+        released = threading.Event()
+
+        def give_back() -> None:
+            if not released.is_set():
+                released.set()
+                self._give(nbytes)
+
+        return give_back
+
     def _take(self, nbytes: int, what: str) -> None:
-        if self.in_use + nbytes > self.limit_bytes:
-            if self._metrics is not None:
-                self._metrics.rejected_requests.labels(reason="memory").inc()
-            raise ServerBusy(
-                f"The server holds too much request data right now ({what} of {nbytes} bytes"
-                f" does not fit its {self.limit_bytes}-byte memory budget); retry later.",
-                retry_after=self.retry_after_s,
-            )
-        self._set(self.in_use + nbytes)
-        self._held_since_collect += nbytes
+        with self._room:
+            if self.in_use + nbytes > self.limit_bytes:
+                if self._metrics is not None:
+                    self._metrics.rejected_requests.labels(reason="memory").inc()
+                raise ServerBusy(
+                    f"The server holds too much data right now ({what} of {nbytes} bytes"
+                    f" does not fit its {self.limit_bytes}-byte memory budget); retry later.",
+                    retry_after=self.retry_after_s,
+                )
+            self._set(self.in_use + nbytes)
+            self._held_since_collect += nbytes
 
     def _give(self, nbytes: int) -> None:
-        self._set(self.in_use - nbytes)
-        if self.in_use == 0 and self._held_since_collect >= COLLECT_AFTER_BYTES:
-            self._held_since_collect = 0
+        with self._room:
+            self._set(self.in_use - nbytes)
+            self._room.notify_all()
+            collect = self.in_use == 0 and self._held_since_collect >= COLLECT_AFTER_BYTES
+            if collect:
+                self._held_since_collect = 0
+        if collect:
             start = time.perf_counter()
             found = gc.collect()
             _log.debug(
@@ -114,10 +155,16 @@ class Reservation:
 
 def budget_from_settings(settings: Settings, metrics: Metrics | None = None) -> MemoryBudget:
     """The configured budget, or the container-sized default (docs/DESIGN.md §5)."""
+    return MemoryBudget(
+        budget_bytes(settings), metrics=metrics, retry_after_s=settings.retry_after_s
+    )
+
+
+def budget_bytes(settings: Settings) -> int:
+    """The configured size, or half of what the container leaves the process now."""
     from service.memory.limits import auto_budget_bytes
 
-    limit = settings.memory_budget_bytes or auto_budget_bytes()
-    return MemoryBudget(limit, metrics=metrics, retry_after_s=settings.retry_after_s)
+    return settings.memory_budget_bytes or auto_budget_bytes()
 
 
 def freeze_startup_objects() -> None:

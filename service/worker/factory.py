@@ -14,17 +14,21 @@ import asyncio
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from encoders.imagebind.checkpoint import load_imagebind
-from encoders.media import MediaLimits
+from encoders.media import MediaBusy, MediaError, MediaLimits
+from encoders.media.guard import Reserve
 from encoders.micro_batcher import Encoder
 from service import telemetry
 from service.cache import EmbeddingCache, create_cache
 from service.config import Settings
 from service.contract import ServedModel
+from service.errors import ServerBusy
+from service.memory import MemoryBudget, budget_from_settings
 from service.metrics import Metrics
 from service.weights.layout import Manifest, ModelLayout
 from service.worker.engine import LLMEngine, resolve_device, resolve_dtype
@@ -47,7 +51,10 @@ async def build_worker(
     metrics: Metrics,
     cache: EmbeddingCache | None = None,
     health_label: str | None = None,
+    budget: MemoryBudget | None = None,
 ) -> ModelWorker:
+    """`budget`: the process's memory budget, which decoded media are reserved from (the
+    one its HTTP layer counts request bodies against); a budget of its own when None."""
     if settings.model_dir is None:
         raise ValueError("build_worker needs settings.model_dir (a `pandagpt convert` output)")
     layout = ModelLayout(Path(settings.model_dir).resolve())
@@ -69,6 +76,7 @@ async def build_worker(
         tracer=telemetry.encoder_tracer(),
         cuda_graphs=settings.encoder_cuda_graphs,
         gpu_jpeg=settings.media_fidelity == "fast",
+        reserve=decode_reserve(budget or budget_from_settings(settings, metrics), settings),
     )
     projector = await asyncio.to_thread(Projector.load, layout.projector, device, dtype)
     engine = await asyncio.to_thread(LLMEngine.start, settings, layout.root)
@@ -104,7 +112,36 @@ def media_path(settings: Settings, device: torch.device) -> str:
 
 
 def media_limits(settings: Settings) -> MediaLimits:
-    return MediaLimits(max_bytes=settings.max_media_bytes, fidelity=settings.media_fidelity)
+    return MediaLimits(
+        max_bytes=settings.max_media_bytes,
+        max_decoded_bytes=settings.max_decoded_bytes,
+        max_audio_decoded_bytes=settings.max_audio_decoded_bytes,
+        max_video_decode_pixels=settings.max_video_decode_pixels,
+        max_decode_cpu_s=settings.max_decode_cpu_s,
+        video_codecs=tuple(settings.video_codecs),
+        audio_codecs=tuple(settings.audio_codecs),
+        image_formats=tuple(settings.image_formats),
+        fidelity=settings.media_fidelity,
+    )
+
+
+def decode_reserve(budget: MemoryBudget, settings: Settings) -> Reserve:
+    """The encoder's `reserve`: decoded bytes held against `budget` from a preprocessing
+    thread, waiting up to `decode_reserve_wait_s` for room, then `MediaBusy` (429)."""
+
+    def reserve(nbytes: int, what: str) -> Callable[[], None]:
+        if nbytes > budget.limit_bytes:  # would not fit an idle process either
+            raise MediaError(
+                "too_large",
+                f"{what} would decode to {nbytes} bytes, over this server's"
+                f" {budget.limit_bytes}-byte memory budget",
+            )
+        try:
+            return budget.hold(nbytes, f"decoding {what}", settings.decode_reserve_wait_s)
+        except ServerBusy as exc:
+            raise MediaBusy(exc.message, exc.retry_after or settings.retry_after_s) from exc
+
+    return reserve
 
 
 def served_models(

@@ -57,6 +57,7 @@ from service.http.loop_lag import watch_loop_lag
 from service.http.request_id import RequestIdMiddleware
 from service.http.request_metrics import MetricsMiddleware
 from service.http.streaming import EventStreamResponse
+from service.memory import MemoryBudget
 from service.metrics import Metrics, render_latest
 
 _log = logging.getLogger(__name__)
@@ -180,7 +181,11 @@ async def _failed(_: Request, exc: Exception) -> Response:
 
 
 def create_worker_app(
-    worker: Worker, settings: Settings, *, metrics: Metrics | None = None
+    worker: Worker,
+    settings: Settings,
+    *,
+    metrics: Metrics | None = None,
+    budget: MemoryBudget | None = None,
 ) -> FastAPI:
     """The internal API app. The caller owns `worker` and closes it."""
     metrics = metrics or Metrics()
@@ -206,7 +211,7 @@ def create_worker_app(
     else:
         _log.warning("worker_token is unset: /internal/* accepts any caller")
     # A job is smaller than the request it came from (raw media, not base64).
-    add_body_limit(app, settings, metrics, hold_factor=WORKER_HOLD_FACTOR)
+    add_body_limit(app, settings, metrics, hold_factor=WORKER_HOLD_FACTOR, budget=budget)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestIdMiddleware)
     telemetry.instrument_app(app)  # outermost: the request span holds every other

@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from encoders.media import MediaError
+from encoders.fair_pool import current_owner
+from encoders.media import MediaBusy, MediaError
 from service import telemetry
 from service.cache import CacheKey, EmbeddingCache, pack_f32, unpack_f32
 from service.contract import (
@@ -54,6 +55,7 @@ from service.errors import (
     InvalidRequest,
     MediaInvalid,
     NotFound,
+    ServerBusy,
     ServiceError,
     Unavailable,
     WorkerFailed,
@@ -64,6 +66,7 @@ from service.worker.grammar import GrammarChecker
 from service.worker.interfaces import EncoderLike, EngineLike
 from service.worker.projector import Projector
 from service.worker.prompt import Conversation, PromptBuilder, PromptEmbeds, PromptError
+from service.worker.single_flight import SingleFlight
 from service.worker.slots import SlotQueue
 
 _log = logging.getLogger(__name__)
@@ -127,7 +130,7 @@ class ModelWorker(Worker):
         self._slots = slots
         self._limits = limits or WorkerLimits()
         self._embedding_models = {*embedding_models, *served.lora_of}
-        self._inflight: dict[CacheKey, asyncio.Task[torch.Tensor]] = {}
+        self._flights: SingleFlight[torch.Tensor] = SingleFlight()
         self._health_label = health_label
         self._grammar = grammar
         self._closed = False
@@ -142,6 +145,7 @@ class ModelWorker(Worker):
         if self._closed:  # a pool sends the job to another worker
             raise Unavailable("The worker is shutting down.")
         lora_name = self._served.resolve(job.model)
+        current_owner.set(job.request_id)  # the preprocessing pool serves requests in turn
         if self._grammar is not None:  # a bad schema is a 400 before it takes a slot
             await self._grammar.check(job.sampling.constraint)
         loop = asyncio.get_running_loop()
@@ -193,7 +197,7 @@ class ModelWorker(Worker):
         """The PandaGPT feature (`[out_dim]`, float32) of one item, through the cache.
 
         Concurrent requests for the same item share one lookup and one encode
-        (single flight); a caller that goes away does not cancel it for the others."""
+        (`SingleFlight`): it stops only when every caller has gone away."""
         with telemetry.span("media.feature", modality=item.modality, index=index):
             return await self._feature(item, index)
 
@@ -202,22 +206,14 @@ class ModelWorker(Worker):
         if digest != item.sha256:
             raise InvalidRequest(f"media item {index}: sha256 does not match its bytes")
         key = CacheKey(self._fingerprint, item.modality, item.sha256)
-        task = self._inflight.get(key)
-        if task is None:
-            task = asyncio.create_task(self._lookup_or_encode(key, item.data))
-            self._inflight[key] = task
-            task.add_done_callback(lambda done: self._forget(key, done))
         try:
-            return await asyncio.shield(task)
+            return await self._flights.run(key, lambda: self._lookup_or_encode(key, item.data))
         except MediaError as exc:
             raise MediaInvalid(
                 f"media item {index} ({item.modality}): {exc.message}", reason=exc.reason
             ) from exc
-
-    def _forget(self, key: CacheKey, task: asyncio.Task[torch.Tensor]) -> None:
-        self._inflight.pop(key, None)
-        if not task.cancelled():
-            task.exception()  # retrieved: every waiter may have gone away
+        except MediaBusy as exc:
+            raise ServerBusy(exc.message, retry_after=exc.retry_after) from exc
 
     async def _lookup_or_encode(self, key: CacheKey, data: bytes) -> torch.Tensor:
         cached = await self._cache.get(key)
@@ -306,6 +302,7 @@ class ModelWorker(Worker):
     # --- embeddings ---
 
     async def embed(self, job: EmbedJob) -> EmbedResult:
+        current_owner.set(job.request_id)  # the preprocessing pool serves requests in turn
         if job.model not in self._embedding_models:
             known = ", ".join(sorted(self._embedding_models))
             raise NotFound(
@@ -333,6 +330,8 @@ class ModelWorker(Worker):
                 reason=exc.reason,
                 param=f"input.{index}",
             ) from exc
+        except MediaBusy as exc:
+            raise ServerBusy(exc.message, retry_after=exc.retry_after) from exc
 
     # --- models, readiness, shutdown ---
 

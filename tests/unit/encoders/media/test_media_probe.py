@@ -13,7 +13,9 @@ import torch
 
 import encoders.media.container as container_module
 from encoders.media import MediaLimits, preprocess
-from encoders.media.audio import _INT_SCALE, _to_float, features
+from encoders.media.audio import features
+from encoders.media.audio_samples import _INT_SCALE
+from encoders.media.audio_samples import to_float as _to_float
 from encoders.media.container import AUDIO_DEMUXERS, AUDIO_OPTIONS, open_container
 from encoders.media.resample import resample
 from encoders.media.sniff import sniff
@@ -152,9 +154,9 @@ def test_limits_still_apply_while_decoding(make):
 
 
 def test_sample_formats_pyav_cannot_read_are_still_refused():
-    """64-bit PCM: refused as before (PyAV's to_ndarray has no s64), not newly accepted."""
+    """64-bit PCM: not a decoder on the allow-list."""
     from tests.hardening.make_corpus import wav_header
 
     with pytest.raises(Exception) as info:
         preprocess("audio", wav_header(16000, 1, 64))
-    assert getattr(info.value, "reason", "") == "corrupt"
+    assert getattr(info.value, "reason", "") == "unsupported_codec"

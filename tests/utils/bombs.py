@@ -1,0 +1,106 @@
+"""Media made to cost far more to decode than to send, built at test time.
+
+Nothing here is committed as a file: each builder makes its bytes with PyAV in
+a few seconds. The classes are the ones the decode guard bounds
+(encoders/media/guard.py): audio that declares hours of many-channel samples,
+video whose last sampled frame needs thousands of frames decoded, and a codec
+outside the allow-list inside an accepted container. ``salt`` makes distinct
+bytes (so a content cache cannot answer a second copy) without changing what
+decoding costs.
+"""
+
+from __future__ import annotations
+
+import io
+from fractions import Fraction
+
+import av
+import numpy as np
+
+
+def silent_audio(
+    seconds: float = 299.0,
+    rate: int = 192_000,
+    channels: int = 8,
+    container: str = "flac",
+    codec: str = "flac",
+    salt: int = 0,
+) -> bytes:
+    """Silence, ``channels`` × ``rate`` for ``seconds``: compresses to almost nothing."""
+    layout = {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}[channels]
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format=container) as out:
+        stream = out.add_stream(codec, rate=rate, layout=layout)
+        fmt = stream.codec_context.format
+        chunk = stream.codec_context.frame_size or 4608
+        dtype = np.int16 if fmt.name.startswith("s16") else np.int32
+        plane = np.zeros((1, chunk * channels), dtype=dtype)
+        total = int(seconds * rate)
+        for start in range(0, total, chunk):
+            part = plane if start + chunk <= total else plane[:, : (total - start) * channels]
+            if start == 0 and salt:
+                part = part.copy()
+                part[0, 0] = salt  # one sample of the first frame: distinct bytes
+            frame = av.AudioFrame.from_ndarray(part, format=fmt.name, layout=layout)
+            frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return buffer.getvalue()
+
+
+def long_gop_video(
+    frames: int = 17_400,
+    width: int = 1920,
+    height: int = 1080,
+    rate: int = 60,
+    salt: int = 0,
+) -> bytes:
+    """One keyframe, then ``frames`` − 1 copies of one all-skip P-frame (H.264 in MP4):
+    585 KB at the defaults, made in under a second, and every frame up to the last
+    sampled one must be decoded (23 s of one core at 1080p). Encoding each frame
+    would take minutes; the copies decode as an unchanging picture."""
+    y, x = np.mgrid[0:height, 0:width]
+    picture = np.stack([(x + salt) % 256, y % 256, (x + y) % 256], -1).astype(np.uint8)
+    frame = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format="yuv420p")
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp4") as out:
+        stream = out.add_stream(
+            "libx264",
+            rate=rate,
+            options={"preset": "ultrafast", "x264-params": "keyint=infinite:scenecut=0:bframes=0"},
+        )
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        packets = []
+        for index in range(2):
+            frame.pts = index
+            packets += stream.encode(frame)
+        packets += stream.encode(None)
+        keyframe, skip = packets[0], bytes(packets[1])
+        out.mux(keyframe)
+        for index in range(1, frames):
+            packet = av.Packet(skip)
+            packet.stream = stream
+            packet.pts = packet.dts = index
+            packet.time_base = Fraction(1, rate)
+            out.mux(packet)
+    return buffer.getvalue()
+
+
+def jpeg2000_video(frames: int = 10, salt: int = 0) -> bytes:
+    """A JPEG 2000 video in Matroska: an accepted container around a decoder that is not."""
+    rng = np.random.default_rng(salt)
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="matroska") as out:
+        stream = out.add_stream("jpeg2000", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "rgb24"
+        for index in range(frames):
+            picture = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+            frame.pts = index
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return buffer.getvalue()
