@@ -331,7 +331,9 @@ def piece_segments(
         lo, hi = max(0, first), min(found.length, last)
         if not (piece_start <= lo and hi <= piece_start + count):
             continue  # this span reads another piece
-        window = torch.zeros(channels, last - first)
+        window = torch.empty(channels, last - first)  # zero outside the stream
+        window[:, : lo - first] = 0
+        window[:, hi - first :] = 0
         window[:, lo - first : hi - first] = torch.from_numpy(
             piece[:, lo - piece_start : hi - piece_start]
         )

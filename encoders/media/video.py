@@ -67,6 +67,12 @@ def preprocess_video(data: bytes, limits: MediaLimits, guard: DecodeGuard) -> to
 
     def check(frame: av.VideoFrame) -> None:
         _check_frame_size(frame.width, frame.height, limits)
+        # Frames larger than the header said: hold what they need too, or refuse.
+        guard.reserve(
+            decoded_bytes(frame.width, frame.height) - guard.reserved,
+            limits.max_decoded_bytes,
+            "video",
+        )
 
     def convert(frame: av.VideoFrame) -> torch.Tensor:
         return resizer(torch.from_numpy(frame.to_ndarray(format="rgb24")))  # [H, W, 3]

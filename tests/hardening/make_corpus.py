@@ -35,6 +35,8 @@ import av
 import numpy as np
 from PIL import Image
 
+from bench.bombs import jpeg2000_video, long_gop_video, silent_audio
+
 # data: URL media types per format (what a client would honestly declare).
 MIME = {
     "png": "image/png",
@@ -562,6 +564,14 @@ def seek_cases() -> Iterator[Case]:
     yield url_case("avi-claims-900-frames-none-decode", "video", bytes(hollow), MIME["avi"])
 
 
+def decode_cost_cases() -> Iterator[Case]:
+    """Small files that decode into far more than they weigh (bench/bombs.py): refused
+    before decoding, or decoded within the item's reservation."""
+    yield url_case("flac-299s-8ch-192khz-silence", "audio", silent_audio(), MIME["flac"])
+    yield url_case("mp4-1080p-17400-frames-one-keyframe", "video", long_gop_video(), MIME["mp4"])
+    yield url_case("mkv-jpeg2000-video", "video", jpeg2000_video(), MIME["mkv"])
+
+
 def imu_cases() -> Iterator[Case]:
     good = np.random.default_rng(3).standard_normal((6, 2000)).astype(np.float32)
     arrays: dict[str, np.ndarray] = {}
@@ -623,6 +633,7 @@ GENERATORS: tuple[Callable[[], Iterator[Case]], ...] = (
     wrong_modality_cases,
     data_url_cases,
     bomb_cases,
+    decode_cost_cases,
     seek_cases,
     imu_cases,
     empty_cases,

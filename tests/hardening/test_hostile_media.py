@@ -44,6 +44,8 @@ TOLERATED = frozenset(
         "declared-csv-is-npy",
         "input-audio-wrong-format",
         "imu-npy-bool",  # 0/1 values are finite numbers
+        # 125 KB that declares 1.8 GB of samples: only its three windows are decoded
+        "flac-299s-8ch-192khz-silence",
     }
 )
 

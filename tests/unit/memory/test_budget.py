@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -63,3 +65,31 @@ def test_container_limit_from_cgroup_v2_and_v1(tmp_path: Path) -> None:
 def test_auto_budget_is_half_of_what_the_limit_leaves() -> None:
     assert auto_budget_bytes(2 * 2**30, resident=2**30) == 2**29
     assert auto_budget_bytes(2**30, resident=2**30) == MIN_BUDGET_BYTES
+
+
+def test_a_decoding_thread_waits_for_room_then_holds_it() -> None:
+    budget = MemoryBudget(100, retry_after_s=3.0)
+    first = budget.hold(80, "one video")
+    got: list[float] = []
+
+    def second() -> None:
+        start = time.monotonic()
+        budget.hold(50, "another video", wait_s=5.0)
+        got.append(time.monotonic() - start)
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    time.sleep(0.1)
+    assert budget.in_use == 80 and not got  # still waiting for room
+    first()
+    first()  # giving back twice gives back once
+    thread.join(5)
+    assert got and budget.in_use == 50
+
+
+def test_a_decoding_thread_that_finds_no_room_gets_server_busy() -> None:
+    budget = MemoryBudget(100, retry_after_s=3.0)
+    budget.hold(80, "one video")
+    with pytest.raises(ServerBusy) as info:
+        budget.hold(50, "another video", wait_s=0.05)
+    assert info.value.retry_after == 3.0 and budget.in_use == 80

@@ -1,7 +1,8 @@
-"""Media made to cost far more to decode than to send, built at test time.
+"""Media made to cost far more to decode than to send, built when needed.
 
-Nothing here is committed as a file: each builder makes its bytes with PyAV in
-a few seconds. The classes are the ones the decode guard bounds
+Used by the decode-bomb mode of ``bench.flood`` and by the tests. Nothing here
+is committed as a file: each builder makes its bytes with PyAV in seconds.
+The classes are the ones the decode guard bounds
 (encoders/media/guard.py): audio that declares hours of many-channel samples,
 video whose last sampled frame needs thousands of frames decoded, and a codec
 outside the allow-list inside an accepted container. ``salt`` makes distinct
@@ -48,6 +49,15 @@ def silent_audio(
         for packet in stream.encode(None):
             out.mux(packet)
     return buffer.getvalue()
+
+
+def salted_flac(data: bytes, salt: int) -> bytes:
+    """``data`` (a FLAC file) with ``salt`` in its STREAMINFO MD5 field: other bytes, the
+    same samples (FFmpeg does not check the signature). Cheaper than encoding again."""
+    if data[:4] != b"fLaC":
+        raise ValueError("not a FLAC file")
+    at = 4 + 4 + 18  # "fLaC", the block header, STREAMINFO up to its MD5
+    return data[:at] + salt.to_bytes(16, "big") + data[at + 16 :]
 
 
 def long_gop_video(

@@ -1,0 +1,171 @@
+"""Decode bombs against real processes, all-in-one and split: what a request costs the
+service is bounded by what its media will decode into, not by the bytes sent.
+
+For each class, eight distinct bombs go out at once (distinct bytes, so the feature
+cache cannot answer a copy), and an ordinary image request is sent meanwhile:
+
+- audio: 299 s of 8-channel 192 kHz silence in 125 KB of FLAC (1.8 GB as whole-file
+  floats): decoded, 200, within its window reservation;
+- video: one keyframe and 17,399 P-frames of 1080p (585 KB): 400 `media_too_complex`
+  before decoding;
+- codec: JPEG 2000 in Matroska: 400 `media_unsupported_codec`.
+
+Every process's peak RSS must stay within 1 GiB of its baseline, `/health/live`
+must answer within a second throughout, and the service must serve afterwards.
+The image request's latency under the bombs, against its latency alone, is
+reported (never asserted: `python -m bench.flood --bombs ...` measures it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import statistics
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from bench.bombs import jpeg2000_video, long_gop_video, salted_flac, silent_audio
+from bench.flood import HealthWatch
+from tests.hardening.harness import proc_status_kib, serve_all_in_one, split_deployment
+
+pytestmark = pytest.mark.slow
+
+BOMBS = 8
+GROWTH_LIMIT = 2**30
+ENV = {"PANDAGPT_ENFORCE_EAGER": "true", "PANDAGPT_REQUEST_TIMEOUT_S": "300"}
+
+
+@dataclass
+class Deployment:
+    url: str
+    pids: dict[str, int]
+
+
+@pytest.fixture(scope="module", params=["serve", "split"])
+def deployment(
+    request: pytest.FixtureRequest, tiny_model_dir: Path, hardening_logs: Path
+) -> Iterator[Deployment]:
+    if request.param == "serve":
+        with serve_all_in_one(tiny_model_dir, hardening_logs, "serve-bombs", ENV) as served:
+            yield Deployment(served.url, {"serve": served.proc.popen.pid})
+    else:
+        with split_deployment(
+            tiny_model_dir, hardening_logs, workers=1, worker_env=ENV, gateway_env=ENV
+        ) as split:
+            yield Deployment(split.gateway, split.pids())
+
+
+@pytest.fixture(scope="module")
+def bombs() -> dict[str, list[dict[str, object]]]:
+    audio = silent_audio()
+    return {
+        "audio": [
+            {
+                "type": "input_audio",
+                "input_audio": {"data": _b64(salted_flac(audio, i)), "format": "flac"},
+            }
+            for i in range(BOMBS)
+        ],
+        "video": [
+            _url_part("video_url", "video/mp4", long_gop_video(salt=i)) for i in range(BOMBS)
+        ],
+        "codec": [
+            _url_part("video_url", "video/x-matroska", jpeg2000_video(salt=i)) for i in range(BOMBS)
+        ],
+    }
+
+
+EXPECTED = {
+    "audio": (200, ""),
+    "video": (400, "media_too_complex"),
+    "codec": (400, "media_unsupported_codec"),
+}
+
+
+@pytest.mark.parametrize("kind", ["audio", "video", "codec"])
+def test_eight_bombs_at_once_stay_within_memory_and_leave_room_for_an_image(
+    deployment: Deployment, bombs: dict[str, list[dict[str, object]]], kind: str, record_property
+) -> None:
+    model = httpx.get(f"{deployment.url}/v1/models", timeout=30).json()["data"][0]["id"]
+    asyncio.run(_ask(deployment.url, model, [bombs[kind][0]]))  # first-use costs, not the flood's
+    alone = [_image_latency(deployment.url, model, seed) for seed in range(3)]
+    for pid in deployment.pids.values():
+        Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS (Linux)
+    baseline = {name: proc_status_kib(pid, "VmRSS") * 1024 for name, pid in deployment.pids.items()}
+    watch = HealthWatch(deployment.url)
+    watcher = threading.Thread(target=watch.run, daemon=True)
+    watcher.start()
+    loaded: list[float] = []
+    image = threading.Thread(
+        target=lambda: (time.sleep(0.3), loaded.append(_image_latency(deployment.url, model, 99)))
+    )
+    image.start()
+    try:
+        answers = asyncio.run(_ask(deployment.url, model, bombs[kind][1:] + bombs[kind][:1]))
+    finally:
+        image.join(300)
+        watch.stop.set()
+        watcher.join(30)
+    peak = {name: proc_status_kib(pid, "VmHWM") * 1024 for name, pid in deployment.pids.items()}
+    growth = {name: peak[name] - baseline[name] for name in peak}
+    figures = {
+        "answers": {f"{s} {c}".strip(): n for (s, c), n in answers.items()},
+        "growth_mib": {name: round(g / 2**20) for name, g in growth.items()},
+        "slowest_health_s": round(watch.slowest_s, 3),
+        "image_alone_s": round(statistics.median(alone), 3),
+        "image_under_bombs_s": round(loaded[0], 3) if loaded else None,
+    }
+    record_property(f"bombs_{kind}", figures)
+    print(f"{kind} bombs x {BOMBS}: {figures}")
+    assert answers == Counter({EXPECTED[kind]: BOMBS}), answers
+    assert all(g <= GROWTH_LIMIT for g in growth.values()), figures
+    assert not watch.failures and watch.slowest_s < 1.0, (watch.slowest_s, watch.failures)
+    assert loaded, "the image request sent among the bombs got no answer"
+
+
+async def _ask(url: str, model: str, parts: list[dict[str, object]]) -> Counter[tuple[int, str]]:
+    """(status, error code) of each request, all sent at once."""
+    limits = httpx.Limits(max_connections=len(parts))
+    async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as client:
+
+        async def one(part: dict[str, object]) -> tuple[int, str]:
+            content = [{"type": "text", "text": "What is this?"}, part]
+            body = {"model": model, "messages": [{"role": "user", "content": content}]}
+            response = await client.post("/v1/chat/completions", json={**body, "max_tokens": 1})
+            if response.status_code == 200:
+                return 200, ""
+            return response.status_code, str(response.json()["error"]["code"])
+
+        return Counter(await asyncio.gather(*(one(part) for part in parts)))
+
+
+def _image_latency(url: str, model: str, seed: int) -> float:
+    """Seconds for one chat request with a fresh 640×480 photo-like JPEG (a cache miss)."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=85)
+    part = _url_part("image_url", "image/jpeg", buffer.getvalue())
+    content = [{"type": "text", "text": "What is this?"}, part]
+    body = {"model": model, "messages": [{"role": "user", "content": content}], "max_tokens": 1}
+    start = time.perf_counter()
+    response = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=300)
+    assert response.status_code == 200, response.text
+    return time.perf_counter() - start
+
+
+def _url_part(kind: str, media_type: str, data: bytes) -> dict[str, object]:
+    return {"type": kind, kind: {"url": f"data:{media_type};base64,{_b64(data)}"}}
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
