@@ -203,3 +203,38 @@ async def test_on_batch_observer(model: ImageBindModel) -> None:
         feats = await asyncio.gather(*(enc.encode_input("image", x) for x in images(2)))
     assert len(feats) == 2
     assert [(m, n) for m, n, _ in seen] == [("image", 2)] and seen[0][2] > 0
+
+
+async def test_a_cancelled_encode_stops_its_decoding_between_packets(model: ImageBindModel) -> None:
+    """The caller goes away: the pool thread stops at its next packet instead of decoding
+    the rest, and gives back the reservation the item held."""
+    import time
+
+    from bench.bombs import long_gop_video
+    from encoders.media import MediaLimits, preprocess
+
+    # 18,000 frames after one keyframe: seconds of decoding when the budgets allow it.
+    video = long_gop_video(frames=18_000, width=640, height=360)
+    limits = MediaLimits(max_video_decode_pixels=10**12, max_decode_cpu_s=120)
+    start = time.perf_counter()
+    await asyncio.to_thread(preprocess, "video", video, limits)
+    whole = time.perf_counter() - start
+
+    held: list[int] = []
+
+    def reserve(nbytes: int, what: str):  # noqa: ANN202
+        held.append(nbytes)
+        return lambda: held.remove(nbytes)
+
+    async with Encoder(model, max_wait_ms=1, limits=limits, reserve=reserve) as encoder:
+        task = asyncio.create_task(encoder.encode("video", video))
+        while not held:  # decoding has begun: its size is reserved
+            await asyncio.sleep(0.005)
+        task.cancel()
+        cancelled_at = time.perf_counter()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        while held and time.perf_counter() - cancelled_at < whole:
+            await asyncio.sleep(0.005)
+        stopped_after = time.perf_counter() - cancelled_at
+    assert held == [] and stopped_after < whole / 2, (stopped_after, whole)
