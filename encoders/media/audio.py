@@ -67,10 +67,12 @@ def preprocess_audio(data: bytes, limits: MediaLimits, guard: DecodeGuard) -> to
                 "audio",
             )
 
-    def reopen():  # type: ignore[no-untyped-def]
-        return open_container(data, AUDIO_DEMUXERS, "audio", AUDIO_OPTIONS, limits.audio_codecs)
-
-    found, decoded = decode_windows(reopen, limits, guard, clip_ranges)
+    found, decoded = decode_windows(
+        lambda: open_container(data, AUDIO_DEMUXERS, "audio", AUDIO_OPTIONS, limits.audio_codecs),
+        limits,
+        guard,
+        clip_ranges,
+    )
     _check_rate(found.rate, limits)
     _check_length(found.out_length)
     return clip_features(decoded.segments, found.out_length)

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 
 from . import fbank as kaldi
 from .audio_samples import frame_samples, to_float
+from .container import open_decoder
 from .errors import MediaError
 from .guard import DecodeGuard
 from .limits import MediaLimits
@@ -142,8 +143,6 @@ def decode_windows(
 def _stream(
     container: av.container.InputContainer, limits: MediaLimits
 ) -> av.audio.stream.AudioStream:
-    from .container import open_decoder  # container imports nothing of audio
-
     stream = container.streams.audio[0]
     open_decoder(stream, limits.audio_codecs, "audio")
     return stream
