@@ -264,6 +264,23 @@ class Settings(BaseSettings):
     cache_socket_timeout_s: float = Field(
         0.25, gt=0, description="Redis timeout; slower answers count as misses."
     )
+    # --- stored responses (`POST /v1/responses` with `store: true`) ---
+    responses_ttl_s: int = Field(
+        30 * 24 * 3600, ge=1, description="Lifetime of a stored response (Redis or in memory)."
+    )
+    responses_prefix: str = Field("pandagpt:resp:", description="Key prefix of stored responses.")
+    responses_max_entries: int = Field(
+        10_000, ge=0, description="In-memory store bound (no Redis URL), LRU; 0 = store nothing."
+    )
+    responses_socket_timeout_s: float = Field(
+        2.0, gt=0, description="Redis timeout for stored responses; slower is a 503."
+    )
+    responses_heartbeat_s: float = Field(
+        2.0,
+        gt=0,
+        description="How often a gateway running a background response marks it alive; one"
+        " silent for 5 periods is reported failed.",
+    )
 
     @field_validator(
         "cors_origins",
