@@ -267,6 +267,9 @@ def _chat_request(
     choice = request.tool_choice
     if isinstance(choice, ToolChoiceFunction):
         choice = NamedToolChoice(type="function", function=NamedFunction(name=choice.name))
+    if request.tools and (choice == "required" or isinstance(choice, NamedToolChoice)):
+        # text.format shapes text; a forced call writes none (OpenAI accepts both together).
+        response_format = None
     parallel = request.parallel_tool_calls is not False and request.max_tool_calls != 1
     try:
         return ChatCompletionRequest(
@@ -281,6 +284,7 @@ def _chat_request(
             tools=tools or None,
             user=request.user,
             top_k=request.top_k,
+            ignore_eos=request.ignore_eos,
             priority=request.priority,
         )
     except ValidationError as exc:  # a bound of the chat schema (messages, tools, ...)

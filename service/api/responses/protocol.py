@@ -59,7 +59,7 @@ class OutputTextPart(OpenAIBaseModel):
 
     type: Literal["output_text"]
     text: str
-    annotations: list[Any] = Field(default_factory=list, max_length=0)
+    annotations: list[Any] = Field(default_factory=list, max_length=MAX_CONTENT_PARTS)
 
 
 class RefusalPart(OpenAIBaseModel):
@@ -189,6 +189,7 @@ class ResponsesRequest(OpenAIBaseModel):
 
     # --- extensions (vLLM names) ---
     top_k: int | None = Field(None, ge=-1, description="-1 or 0 disables top-k.")
+    ignore_eos: bool = False
     priority: int | None = Field(
         None,
         description="Lower is served first (vLLM's field); default and floor: the API key's"
