@@ -24,8 +24,8 @@ from service.http.json_body import OffloopJSONRoute
 
 router = APIRouter(prefix="/v1", tags=["responses"], route_class=OffloopJSONRoute)
 ResponseId = Annotated[str, Path(max_length=256, description="A response id (`resp_...`).")]
-# Reading a stored response can also meet a missing one (404) and a Redis outage (503).
-READ_ERRORS = (*GET_ERRORS, 404)
+# A stored response's routes can also meet a bad id or query (400) and a missing one (404).
+READ_ERRORS = (*GET_ERRORS, 400, 404)
 
 
 def _serving(raw: Request) -> ResponsesServing:
@@ -90,7 +90,7 @@ async def delete_response(response_id: ResponseId, raw: Request, _: AuthDep) -> 
 @router.get(
     "/responses/{response_id}/input_items",
     response_model=InputItemList,
-    responses=error_responses(*READ_ERRORS, 400),
+    responses=error_responses(*READ_ERRORS),
 )
 async def list_input_items(
     response_id: ResponseId,
@@ -119,7 +119,7 @@ async def list_input_items(
 @router.post(
     "/responses/{response_id}/cancel",
     response_model=ResponseObject,
-    responses=error_responses(*READ_ERRORS, 400),
+    responses=error_responses(*READ_ERRORS),
 )
 async def cancel_response(response_id: ResponseId, raw: Request, _: AuthDep) -> JSONResponse:
     store, runs = _serving(raw).store, _runs(raw)
