@@ -197,12 +197,13 @@ class ModelWorker(Worker):
 
     async def _feature(self, item: MediaItem, index: int) -> torch.Tensor:
         key = CacheKey(self._fingerprint, item.modality, item.sha256)
-        task = self._inflight.get(key)
-        if not item.data and task is None:  # a stored turn's reference: the cache or nothing
+        if not item.data and key not in self._inflight:  # a stored turn's: the cache or nothing
             return await self._referenced(key)
-        digest = await asyncio.to_thread(lambda: hashlib.sha256(item.data).hexdigest())
-        if item.data and digest != item.sha256:
-            raise InvalidRequest(f"media item {index}: sha256 does not match its bytes")
+        if item.data:
+            digest = await asyncio.to_thread(lambda: hashlib.sha256(item.data).hexdigest())
+            if digest != item.sha256:
+                raise InvalidRequest(f"media item {index}: sha256 does not match its bytes")
+        task = self._inflight.get(key)  # looked up after the await: single flight
         if task is None:
             task = asyncio.create_task(self._lookup_or_encode(key, item.data))
             self._inflight[key] = task

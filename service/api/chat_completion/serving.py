@@ -45,7 +45,14 @@ from service.api.chat_completion.tool_replies import (
     stream_choice,
 )
 from service.api.serving import OpenAIServing
-from service.contract import ChatDelta, ChatEvent, ChatJob, ChatUsage, SamplingSettings
+from service.contract import (
+    ChatDelta,
+    ChatEvent,
+    ChatJob,
+    ChatUsage,
+    SamplingSettings,
+    ServedModel,
+)
 from service.errors import (
     ContextLengthExceeded,
     DeadlineExceeded,
@@ -109,16 +116,12 @@ class ChatServing(OpenAIServing):
         """Validate, admit, build the job and await its first event: every failure
         known up front is raised here (an HTTP status), before any reply starts.
         `admitted`: a place taken earlier (a background response's), else one is taken."""
-        check_limits(request, self.settings.max_total_tokens)
-        plan = plan_output(request)  # response_format, tools: the output's constraint
-        if request.n > self.settings.max_n:
-            raise InvalidRequest(
-                f"n must be at most {self.settings.max_n} (got {request.n}).",
-                param="n",
-                code="invalid_value",
-            )
-        model = await self.catalog.resolve(request.model)
-        _check_max_tokens(request, model.max_model_len)
+        try:
+            plan, model = await self.check(request)
+        except BaseException:
+            if admitted is not None:
+                admitted.release()
+            raise
         ticket = admitted or await self.admit(request, endpoint, model.max_model_len)
         timeout_s = self.settings.request_timeout_s
         deadline = asyncio.get_running_loop().time() + timeout_s
@@ -151,6 +154,20 @@ class ChatServing(OpenAIServing):
                 ticket.release()
             raise
         return Started(run, first, plan, model.id, job)
+
+    async def check(self, request: ChatCompletionRequest) -> tuple[OutputPlan, ServedModel]:
+        """Every check that needs no admission: the output plan and the resolved model."""
+        check_limits(request, self.settings.max_total_tokens)
+        plan = plan_output(request)  # response_format, tools: the output's constraint
+        if request.n > self.settings.max_n:
+            raise InvalidRequest(
+                f"n must be at most {self.settings.max_n} (got {request.n}).",
+                param="n",
+                code="invalid_value",
+            )
+        model = await self.catalog.resolve(request.model)
+        _check_max_tokens(request, model.max_model_len)
+        return plan, model
 
     async def admit(
         self, request: ChatCompletionRequest, endpoint: str, max_model_len: int

@@ -78,11 +78,10 @@ async def retrieve_response(response_id: ResponseId, raw: Request, _: AuthDep) -
     responses=error_responses(*READ_ERRORS),
 )
 async def delete_response(response_id: ResponseId, raw: Request, _: AuthDep) -> DeletedResponse:
-    store = _serving(raw).store
-    await owned(store, response_id)
-    task = _runs(raw).tasks.get(response_id)
-    if task is not None:  # deleting a running background response stops it
-        await _runs(raw).cancel(response_id)
+    store, runs = _serving(raw).store, _runs(raw)
+    record = await owned(store, response_id)
+    if observed(record, runs.heartbeat_s).status in ("queued", "in_progress"):
+        await runs.cancel(response_id)  # stopped first: its gateway would write it back
     await store.delete(response_id)
     return DeletedResponse(id=response_id)
 

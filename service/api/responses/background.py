@@ -132,7 +132,11 @@ class _Run:
         chat, pending = self.runs.serving.chat, self.pending
         request = pending.translation.chat
         ticket = await chat.admit(request, ENDPOINT, pending.max_model_len)  # queued here
-        await self.write(self.current.model_copy(update={"status": "in_progress"}))
+        try:
+            await self.write(self.current.model_copy(update={"status": "in_progress"}))
+        except BaseException:
+            ticket.release()
+            raise
         started = await chat.start(request, self.request_id, endpoint=ENDPOINT, admitted=ticket)
         outcome, usage = await collect(started, pending.message_id)
         final = finish(self.current, outcome, usage)

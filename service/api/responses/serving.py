@@ -61,8 +61,13 @@ class Pending:
     message_id: str = field(default_factory=lambda: item_id("msg"))
 
     def rename(self, exc: ServiceError) -> ServiceError:
-        exc.param = rename_param(exc.param, self.translation.origins)
-        return exc
+        return rename(exc, self.translation)
+
+
+def rename(exc: ServiceError, translation: Translation) -> ServiceError:
+    """A chat error, its parameter named as this API names it."""
+    exc.param = rename_param(exc.param, translation.origins)
+    return exc
 
 
 class ResponsesServing:
@@ -77,7 +82,10 @@ class ResponsesServing:
         if request.previous_response_id is not None:
             prior = await self.previous(request.previous_response_id)
         translation = translate(request, prior)
-        model = await self.chat.catalog.resolve(request.model)
+        try:  # the chat checks (limits, tools, model): a background run starts only if valid
+            _, model = await self.chat.check(translation.chat)
+        except ServiceError as exc:
+            raise rename(exc, translation) from None
         translation.chat.model = model.id
         shell = _shell(request, response_id(), model.id)
         return Pending(request, translation, prior, shell, owner(), model.max_model_len)

@@ -288,6 +288,21 @@ def test_background_is_polled_and_cancelled(gateway_factory: GatewayFactory) -> 
             client.responses.cancel(client.responses.create(model=MODEL, input="z").id)
 
 
+def test_background_is_checked_before_it_is_queued(gateway: Gateway) -> None:
+    """A bad tool schema is the POST's 400 (named as this API names it), not a queued
+    response that fails later."""
+    body = bad_request(
+        lambda: gateway.client().responses.create(
+            model=MODEL,
+            input="x",
+            background=True,
+            tools=[{"type": "function", "name": "f", "parameters": {"type": 3}}],  # type: ignore[list-item]
+        )
+    )
+    assert body["param"] == "tools.0.parameters"
+    assert gateway.worker.jobs == []
+
+
 def test_unknown_routes_and_ids_are_openai_errors(gateway: Gateway) -> None:
     response = httpx.get(f"{gateway.url}/v1/responses/resp_nope")
     assert response.status_code == 404 and response.json()["error"]["param"] == "response_id"
