@@ -61,6 +61,18 @@ def test_create_text_response(gateway: Gateway) -> None:
     assert job.system == "Be brief." and job.turns[-1].user.text == "hello there"
 
 
+def test_metrics_count_the_endpoint_like_chat(gateway: Gateway) -> None:
+    client = gateway.client()
+    client.responses.create(model=MODEL, input="one")
+    with client.responses.stream(model=MODEL, input="two") as stream:
+        stream.get_final_response()
+    labels = {"endpoint": "responses", "outcome": "ok", "model": MODEL}
+    assert gateway.metric("pandagpt_e2e_request_latency_seconds_count", labels) == 2
+    assert gateway.metric("pandagpt_time_to_first_token_seconds_count", {"model": MODEL}) == 2
+    route = {"route": "/v1/responses", "method": "POST", "status": "200"}
+    assert gateway.metric("pandagpt_http_requests_total", route) == 2
+
+
 def test_stored_response_can_be_retrieved_listed_and_deleted(gateway: Gateway) -> None:
     client = gateway.client()
     created = client.responses.create(model=MODEL, input="one two")
