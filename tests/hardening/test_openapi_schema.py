@@ -78,3 +78,6 @@ def test_405_names_the_allowed_methods(
     assert response.status_code == 405
     assert response.headers["allow"] == "GET"
     assert response.json()["error"]["type"] == "invalid_request_error"
+    stored = client.request("PUT", "/v1/responses/resp_x")  # two routes on one path
+    assert stored.status_code == 405
+    assert stored.headers["allow"] == "DELETE, GET"
