@@ -85,11 +85,11 @@ def create_app(
             async with watch_loop_lag(metrics):
                 yield
         finally:
+            await state.background_runs.aclose()  # stored as failed while the store is up
             await worker.stop()
             if metrics_server is not None:
                 metrics_server.shutdown()
             await fetcher.aclose()
-            await state.background_runs.aclose()
             await response_store.aclose()
             await quota.aclose()
             bulk.close()

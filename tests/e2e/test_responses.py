@@ -4,8 +4,8 @@ official `openai` client, the OpenAI Agents SDK and LangChain's `ChatOpenAI`.
 
 Each run uses its own key prefixes (embedding cache, stored responses), so runs
 never see each other's entries. Demo weights write gibberish: the tests assert
-structure and behaviour, never text. Tests run in file order: the last restarts
-gateway A.
+structure and behaviour, never text. Tests run in file order: the last two kill,
+then restart gateway A.
 """
 
 from __future__ import annotations
@@ -327,6 +327,36 @@ def test_langchain_chat_openai_with_the_responses_api(deployment: Deployment, mo
     message = chat.invoke("Hello!")
     assert message.response_metadata.get("id", "").startswith("resp_"), message
     assert isinstance(message.text, str) and message.usage_metadata is not None
+
+
+def test_a_killed_gateway_leaves_its_background_response_failed(
+    deployment: Deployment, model: str
+) -> None:
+    """SIGKILL, no clean-up: the record's heartbeat stops, and readers see `failed`."""
+    other = deployment.client("gateway-b")
+    long = deployment.client("gateway-a").responses.create(
+        model=model,
+        input="Tell a long story.",
+        background=True,
+        max_output_tokens=900,
+        extra_body={"ignore_eos": True},
+    )
+    status = long.status
+    for _ in range(300):
+        status = other.responses.retrieve(long.id).status
+        if status != "queued":
+            break
+        asyncio.run(asyncio.sleep(0.1))
+    assert status == "in_progress"
+    deployment.procs["gateway-a"].kill()
+    seen = other.responses.retrieve(long.id)
+    for _ in range(300):  # 5 beats of 0.5 s, and a margin
+        seen = other.responses.retrieve(long.id)
+        if seen.status != "in_progress":
+            break
+        asyncio.run(asyncio.sleep(0.1))
+    assert seen.status == "failed" and seen.error is not None, seen
+    deployment.start_gateway("gateway-a")
 
 
 def test_stored_response_survives_a_gateway_restart(deployment: Deployment, model: str) -> None:

@@ -55,6 +55,7 @@ class BackgroundRuns:
         self.serving = serving
         self.heartbeat_s = heartbeat_s
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.closing = False  # the gateway is stopping: a cancelled run has failed
 
     async def start(self, pending: Pending, request_id: str) -> ResponseObject:
         run = _Run(self, pending, request_id)
@@ -81,7 +82,8 @@ class BackgroundRuns:
             await asyncio.sleep(min(0.2, self.heartbeat_s))
 
     async def aclose(self) -> None:
-        """At shutdown: runs still going are cancelled (and stored as such)."""
+        """At shutdown: runs still going are stopped, and stored as failed."""
+        self.closing = True
         tasks = list(self.tasks.values())
         for task in tasks:
             task.cancel()
@@ -117,7 +119,12 @@ class _Run:
         try:
             await self._serve()
         except asyncio.CancelledError:
-            await self._end(Outcome([], "cancelled"))
+            if self.runs.closing:
+                stopped = "The gateway running this background response stopped."
+                error = ResponseError(code="server_error", message=stopped)
+                await self._end(Outcome([], "failed", error=error))
+            else:
+                await self._end(Outcome([], "cancelled"))
         except Exception as exc:
             if not isinstance(exc, ServiceError):
                 _log.exception("background response %s failed", self.pending.shell.id)
