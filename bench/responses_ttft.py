@@ -34,9 +34,9 @@ def _is_text(event: Any, kind: str) -> bool:
     return bool(event.type == "response.output_text.delta")
 
 
-def _first_text(stream: Any, kind: str) -> float:
-    """Seconds to the first text; the stream is read to its end (the engine's slot frees)."""
-    start = time.perf_counter()
+def _first_text(stream: Any, kind: str, start: float) -> float:
+    """Seconds from `start` (before the request went out: the reply's headers wait for the
+    first token) to the first text; the stream is read to its end."""
     first = None
     for event in stream:
         if first is None and _is_text(event, kind):
@@ -74,18 +74,20 @@ def one_conversation(client: OpenAI, model: str, index: int, max_tokens: int) ->
     ]
 
     def by_id() -> float:
+        start = time.perf_counter()
         stream = client.responses.create(
             model=model, input=FOLLOW_UP, previous_response_id=first.id, stream=True,
             max_output_tokens=max_tokens, store=False, extra_body={"ignore_eos": True},
         )  # fmt: skip
-        return _first_text(stream, "responses")
+        return _first_text(stream, "responses", start)
 
     def in_full() -> float:
+        start = time.perf_counter()
         stream = client.chat.completions.create(
             model=model, messages=history, stream=True, max_tokens=max_tokens,  # type: ignore[arg-type]
             extra_body={"ignore_eos": True},
         )  # fmt: skip
-        return _first_text(stream, "chat")
+        return _first_text(stream, "chat", start)
 
     order = [("responses", by_id), ("chat", in_full)]
     if index % 2:
