@@ -112,12 +112,14 @@ class ChatServing(OpenAIServing):
         *,
         endpoint: str = "chat",
         admitted: Admission | None = None,
+        checked: tuple[OutputPlan, ServedModel] | None = None,
     ) -> Started:
         """Validate, admit, build the job and await its first event: every failure
         known up front is raised here (an HTTP status), before any reply starts.
-        `admitted`: a place taken earlier (a background response's), else one is taken."""
+        `admitted`: a place taken earlier (a background response's), else one is taken;
+        `checked`: what `check` returned for this request, if it ran already."""
         try:
-            plan, model = await self.check(request)
+            plan, model = checked or await self.check(request)
         except BaseException:
             if admitted is not None:
                 admitted.release()

@@ -138,13 +138,16 @@ class _Run:
     async def _serve(self) -> None:
         chat, pending = self.runs.serving.chat, self.pending
         request = pending.translation.chat
-        ticket = await chat.admit(request, ENDPOINT, pending.max_model_len)  # queued here
+        max_model_len = pending.checked[1].max_model_len
+        ticket = await chat.admit(request, ENDPOINT, max_model_len)  # queued here
         try:
             await self.write(self.current.model_copy(update={"status": "in_progress"}))
         except BaseException:
             ticket.release()
             raise
-        started = await chat.start(request, self.request_id, endpoint=ENDPOINT, admitted=ticket)
+        started = await chat.start(
+            request, self.request_id, endpoint=ENDPOINT, admitted=ticket, checked=pending.checked
+        )
         outcome, usage = await collect(started, pending.message_id)
         final = finish(self.current, outcome, usage)
         async with self.lock:  # the stored conversation, for previous_response_id

@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 
 from service import telemetry
 from service.api.chat_completion.serving import ChatServing, Started
+from service.api.chat_completion.structured import OutputPlan
 from service.api.responses.events import EventWriter, Outcome, error_of, outcome_of
 from service.api.responses.items import Translation, check, rename_param, translate
 from service.api.responses.protocol import (
@@ -33,7 +34,7 @@ from service.api.responses.protocol import (
     response_id,
 )
 from service.api.responses.store import ResponseStore, StoredResponse
-from service.contract import ChatDelta, ChatUsage
+from service.contract import ChatDelta, ChatUsage, ServedModel
 from service.errors import DeadlineExceeded, InvalidRequest, NotFound, ServiceError
 from service.http.streaming import EventStreamResponse
 from service.quota.quota import current_key
@@ -57,7 +58,7 @@ class Pending:
     prior: list[dict[str, Any]]
     shell: ResponseObject
     owner: str
-    max_model_len: int
+    checked: tuple[OutputPlan, ServedModel]  # ChatServing.check's answer
     message_id: str = field(default_factory=lambda: item_id("msg"))
 
     def rename(self, exc: ServiceError) -> ServiceError:
@@ -83,17 +84,20 @@ class ResponsesServing:
             prior = await self.previous(request.previous_response_id)
         translation = translate(request, prior)
         try:  # the chat checks (limits, tools, model): a background run starts only if valid
-            _, model = await self.chat.check(translation.chat)
+            checked = await self.chat.check(translation.chat)
         except ServiceError as exc:
             raise rename(exc, translation) from None
+        model = checked[1]
         translation.chat.model = model.id
         shell = _shell(request, response_id(), model.id)
-        return Pending(request, translation, prior, shell, owner(), model.max_model_len)
+        return Pending(request, translation, prior, shell, owner(), checked)
 
     async def create(self, request: ResponsesRequest, request_id: str) -> Response:
         pending = await self.accept(request)
         try:
-            started = await self.chat.start(pending.translation.chat, request_id, endpoint=ENDPOINT)
+            started = await self.chat.start(
+                pending.translation.chat, request_id, endpoint=ENDPOINT, checked=pending.checked
+            )
         except ServiceError as exc:
             raise pending.rename(exc) from None
         if request.stream:
