@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from service.contract import ChatDelta, ChatEvent, ChatJob, ChatUsage
+from service.contract import ChatDelta, ChatEvent, ChatJob, ChatUsage, WorkerErrorEvent
 from tests.unit.api.conftest import Gateway, GatewayFactory
 from tests.utils.fake_worker import MODEL, ScriptedWorker
 from tests.utils.media import data_url
@@ -263,6 +263,44 @@ def test_bad_input_items_are_400s(gateway: Gateway) -> None:
         )
     )
     assert body["param"] == "input.0.content.0.file_id"
+
+
+def test_media_errors_name_the_input_item(gateway: Gateway) -> None:
+    body = bad_request(
+        lambda: gateway.client().responses.create(
+            model=MODEL,
+            instructions="Shifts the chat message indices by one.",
+            input=[
+                {"role": "user", "content": "first"},
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "input_text", "text": "x"},
+                        {"type": "input_image", "image_url": "data:image/png;base64,!!!"},
+                    ],
+                },
+            ],
+        )
+    )
+    assert body["param"] == "input.1.content.1.image_url", body
+
+
+def test_a_failure_mid_stream_is_response_failed(gateway_factory: GatewayFactory) -> None:
+    async def chat(job: ChatJob) -> AsyncIterator[ChatEvent]:
+        yield ChatDelta(index=0, text="partial", token_count=1)
+        yield WorkerErrorEvent(kind="WorkerFailed", message="the engine died")
+
+    with gateway_factory(ScriptedWorker(chat)) as gw:
+        client = gw.client()
+        events = list(client.responses.create(model=MODEL, input="x", stream=True))
+        assert events[-1].type == "response.failed"
+        failed = events[-1].response  # type: ignore[union-attr]
+        assert failed.status == "failed" and failed.error is not None
+        assert failed.error.code == "server_error"
+        assert client.responses.retrieve(failed.id).status == "failed"
+        with pytest.raises(openai.BadRequestError) as info:  # not a conversation to go on from
+            client.responses.create(model=MODEL, input="y", previous_response_id=failed.id)
+        assert info.value.body["param"] == "previous_response_id"  # type: ignore[index]
 
 
 def test_keys_see_only_their_own_responses(gateway_factory: GatewayFactory) -> None:
