@@ -181,40 +181,26 @@ class Settings(BaseSettings):
     max_media_items: int = Field(8, ge=0, description="Media items allowed in one request.")
     # --- worker: what decoding one media item may cost (README, Reliability) ---
     max_decoded_bytes: int = Field(
-        256 * 2**20,
-        ge=16 * 2**20,
-        description="Bytes one image or video may hold once decoded (from its headers, reserved"
-        " before decoding; a 4K video needs ~300 MiB); beyond it 400 `media_too_large`.",
+        256 * 2**20, ge=16 * 2**20, description="Bytes one image or video may decode into."
     )
     max_audio_decoded_bytes: int = Field(
-        64 * 2**20, ge=8 * 2**20, description="The same for one audio item's windows."
+        64 * 2**20, ge=8 * 2**20, description="Bytes one audio item's windows may hold."
     )
     max_video_decode_pixels: int = Field(
-        4_000_000_000,
-        ge=1_000_000,
-        description="Frames decoded to reach the sampled ones × frame pixels (from the keyframe"
-        " layout), beyond which a video gets 400 `media_too_complex` before decoding.",
+        4_000_000_000, ge=10**6, description="Frames to decode × frame pixels, per video."
     )
-    max_decode_cpu_s: float = Field(
-        3.0, gt=0, description="CPU seconds one item's decoding may take (`media_too_complex`)."
-    )
+    max_decode_cpu_s: float = Field(3.0, gt=0, description="CPU seconds one item may take.")
     decode_reserve_wait_s: float = Field(
         2.0, ge=0, description="Wait for room in the memory budget before 429 with Retry-After."
     )
     video_codecs: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: list(VIDEO_CODECS),
-        min_length=1,
-        description="FFmpeg decoders a video may use (FFmpeg's codec_whitelist); others: 400.",
+        default_factory=lambda: list(VIDEO_CODECS), min_length=1, description="FFmpeg decoders."
     )
     audio_codecs: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: list(AUDIO_CODECS),
-        min_length=1,
-        description="FFmpeg decoders an audio item may use; others: 400.",
+        default_factory=lambda: list(AUDIO_CODECS), min_length=1, description="FFmpeg decoders."
     )
     image_formats: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: list(IMAGE_FORMATS),
-        min_length=1,
-        description="Pillow formats a still image may be (its other plugins stay off).",
+        default_factory=lambda: list(IMAGE_FORMATS), min_length=1, description="Pillow formats."
     )
     max_n: int = Field(16, ge=1, description="Largest `n` (choices) one chat request may ask for.")
     max_total_tokens: int = Field(
@@ -302,6 +288,23 @@ class Settings(BaseSettings):
     cache_max_entries: int = Field(10_000, ge=0, description="In-memory cache bound; 0 = off.")
     cache_socket_timeout_s: float = Field(
         0.25, gt=0, description="Redis timeout; slower answers count as misses."
+    )
+    # --- stored responses (`POST /v1/responses` with `store: true`) ---
+    responses_ttl_s: int = Field(
+        30 * 24 * 3600, ge=1, description="Lifetime of a stored response (Redis or in memory)."
+    )
+    responses_prefix: str = Field("pandagpt:resp:", description="Key prefix of stored responses.")
+    responses_max_entries: int = Field(
+        10_000, ge=0, description="In-memory store bound (no Redis URL), LRU; 0 = store nothing."
+    )
+    responses_socket_timeout_s: float = Field(
+        2.0, gt=0, description="Redis timeout for stored responses; slower is a 503."
+    )
+    responses_heartbeat_s: float = Field(
+        2.0,
+        gt=0,
+        description="How often a gateway running a background response marks it alive; one"
+        " silent for 5 periods is reported failed.",
     )
 
     @field_validator(

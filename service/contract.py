@@ -37,7 +37,10 @@ class MediaItem(BaseModel):
     model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
 
     modality: Modality
-    # base64 in plain JSON; left out (empty) in a job frame, which carries the bytes raw
+    # base64 in plain JSON; left out (empty) in a job frame, which carries the bytes raw.
+    # Empty: a reference to a feature the worker's embedding cache holds (media of an
+    # earlier turn of a stored response); a miss is an `InvalidRequest` naming
+    # `previous_response_id`, code `media_evicted`.
     data: bytes = Field(repr=False)
     sha256: str
 

@@ -31,6 +31,10 @@ from service.api.media.fetch import MediaFetcher
 from service.api.middleware.auth import AuthMiddleware, KeyStore
 from service.api.models import api_router as models_router
 from service.api.models.catalog import ModelCatalog
+from service.api.responses import api_router as responses_router
+from service.api.responses.background import BackgroundRuns
+from service.api.responses.serving import ResponsesServing
+from service.api.responses.store import create_store
 from service.api.routes import health
 from service.api.routes import metrics as metrics_route
 from service.api.serving import OpenAIServing
@@ -83,10 +87,12 @@ def create_app(
             async with watch_loop_lag(metrics):
                 yield
         finally:
+            await state.background_runs.aclose()  # stored as failed while the store is up
             await worker.stop()
             if metrics_server is not None:
                 metrics_server.shutdown()
             await fetcher.aclose()
+            await response_store.aclose()
             await quota.aclose()
             bulk.close()
 
@@ -122,9 +128,13 @@ def create_app(
 
     state.chat_serving = serving(ChatServing)
     state.embedding_serving = serving(EmbeddingServing)
+    response_store = create_store(settings)  # Redis when configured, else in-process
+    state.responses_serving = ResponsesServing(state.chat_serving, response_store)
+    state.background_runs = BackgroundRuns(state.responses_serving, settings.responses_heartbeat_s)
 
     install_exception_handlers(app)
     app.include_router(chat_router.router)
+    app.include_router(responses_router.router)
     app.include_router(embeddings_router.router)
     app.include_router(models_router.router)
     app.include_router(health.router)
@@ -145,7 +155,7 @@ def create_app(
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
             allow_headers=[
                 "Authorization",
                 "Content-Type",

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from service.errors import InvalidRequest, NotFound, ServiceError
 from service.http.errors import error_response, param_from_loc
@@ -48,8 +49,10 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
     return error_response(InvalidRequest(message, param=param, code="invalid_value"))
 
 
-async def _http_error(_: Request, exc: Exception) -> Response:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405:
+        exc.headers = {**(exc.headers or {}), "Allow": _allowed_methods(request)}
     if exc.status_code == 404:
         return error_response(
             NotFound(str(exc.detail) if exc.detail != "Not Found" else "Not found.")
@@ -58,6 +61,17 @@ async def _http_error(_: Request, exc: Exception) -> Response:
     error.status = exc.status_code
     error.type = "invalid_request_error" if exc.status_code < 500 else "internal_error"
     return error_response(error, headers=exc.headers)  # e.g. Allow on 405 (RFC 9110)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method of every route on this path: Starlette's 405 names only the first
+    route's (`/v1/responses/{id}` has GET and DELETE as two routes)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)  # PARTIAL: the path matches, not the method
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
 
 
 async def _unexpected(_: Request, exc: Exception) -> Response:

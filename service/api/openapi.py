@@ -11,7 +11,7 @@ from service.api.protocol_base import ErrorResponse
 _WHY: dict[int, str] = {
     400: "Invalid parameter or media (`param` and `code` say which)",
     401: "Missing or invalid API key",
-    404: "Unknown model",
+    404: "Unknown model, or no such response",
     408: "Request body not received in time",
     413: "Request body over the size limit",
     429: "At capacity; retry after `Retry-After` seconds",

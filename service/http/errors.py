@@ -22,6 +22,9 @@ _UNION_TAGS = frozenset(
     {"system", "developer", "user", "assistant", "tool", "function"}
     | {"text", "image_url", "input_audio", "audio_url", "video_url"}
     | {"thermal_url", "depth_url", "imu_url"}
+    # /v1/responses: input items and their content parts
+    | {"message", "function_call", "function_call_output"}
+    | {"input_text", "input_image", "output_text", "refusal"}
 )
 
 

@@ -14,6 +14,7 @@ with `if __name__ == "__main__"`.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ import torch
 
 from service.config import Settings
 from service.contract import SamplingSettings, TokenLogprob, TopLogprob
+from service.errors import ContextLengthExceeded, InvalidRequest, ServiceError, WorkerFailed
 from service.weights.layout import Manifest, ModelLayout
 from service.worker.sampling import (
     StopHoldback,
@@ -32,6 +34,7 @@ from service.worker.sampling import (
 )
 
 GiB = 1 << 30
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -282,3 +285,22 @@ def _new_logprobs(completion: Any, first_new: int, top: int | None) -> list[Toke
         return None
     ids = completion.token_ids
     return [token_logprob(ids[i], completion.logprobs[i], top) for i in range(first_new, len(ids))]
+
+
+def engine_error(exc: Exception, request_id: str) -> ServiceError:
+    """Map a vLLM failure once, at this boundary: request faults are 400s, the rest 500."""
+    from vllm.exceptions import VLLMClientError
+
+    message = str(exc)
+    if isinstance(exc, VLLMClientError):
+        # vLLM words it two ways: the engine's input check ("maximum model length")
+        # and the renderer's ("maximum context length", with parameter=input_tokens).
+        if "maximum model length" in message or "maximum context length" in message:
+            error: ServiceError = ContextLengthExceeded(message, param="messages")
+        else:
+            error = InvalidRequest(message, param=getattr(exc, "parameter", None))
+    else:
+        _log.error("generation failed for %s: %r", request_id, exc, exc_info=exc)
+        error = WorkerFailed("Generation failed in the engine.")
+    error.__cause__ = exc
+    return error

@@ -50,7 +50,6 @@ from service.contract import (
     WorkerReadiness,
 )
 from service.errors import (
-    ContextLengthExceeded,
     DeadlineExceeded,
     InvalidRequest,
     MediaInvalid,
@@ -58,10 +57,9 @@ from service.errors import (
     ServerBusy,
     ServiceError,
     Unavailable,
-    WorkerFailed,
 )
 from service.metrics import Metrics
-from service.worker.engine import GenerationDelta
+from service.worker.engine import GenerationDelta, engine_error
 from service.worker.grammar import GrammarChecker
 from service.worker.interfaces import EncoderLike, EngineLike
 from service.worker.projector import Projector
@@ -202,10 +200,13 @@ class ModelWorker(Worker):
             return await self._feature(item, index)
 
     async def _feature(self, item: MediaItem, index: int) -> torch.Tensor:
-        digest = await asyncio.to_thread(lambda: hashlib.sha256(item.data).hexdigest())
-        if digest != item.sha256:
-            raise InvalidRequest(f"media item {index}: sha256 does not match its bytes")
         key = CacheKey(self._fingerprint, item.modality, item.sha256)
+        if not item.data and key not in self._flights:  # a stored turn's: the cache or nothing
+            return await self._referenced(key)
+        if item.data:
+            digest = await asyncio.to_thread(lambda: hashlib.sha256(item.data).hexdigest())
+            if digest != item.sha256:
+                raise InvalidRequest(f"media item {index}: sha256 does not match its bytes")
         try:
             return await self._flights.run(key, lambda: self._lookup_or_encode(key, item.data))
         except MediaError as exc:
@@ -214,6 +215,17 @@ class ModelWorker(Worker):
             ) from exc
         except MediaBusy as exc:
             raise ServerBusy(exc.message, retry_after=exc.retry_after) from exc
+
+    async def _referenced(self, key: CacheKey) -> torch.Tensor:
+        cached = await self._cache.get(key)
+        if cached is None or len(cached) != 4 * self._projector.in_dim:
+            raise InvalidRequest(  # the bytes were never kept: only the client has them
+                f"The {key.modality} of an earlier turn is no longer in the feature cache;"
+                " send the conversation again in full, without previous_response_id.",
+                param="previous_response_id",
+                code="media_evicted",
+            )
+        return torch.tensor(unpack_f32(cached), dtype=torch.float32)
 
     async def _lookup_or_encode(self, key: CacheKey, data: bytes) -> torch.Tensor:
         cached = await self._cache.get(key)
@@ -374,22 +386,3 @@ class ModelWorker(Worker):
             self._grammar.close()
         await self._encoder.aclose()
         await self._cache.aclose()
-
-
-def engine_error(exc: Exception, request_id: str) -> ServiceError:
-    """Map a vLLM failure once, at this boundary: request faults are 400s, the rest 500."""
-    from vllm.exceptions import VLLMClientError
-
-    message = str(exc)
-    if isinstance(exc, VLLMClientError):
-        # vLLM words it two ways: the engine's input check ("maximum model length")
-        # and the renderer's ("maximum context length", with parameter=input_tokens).
-        if "maximum model length" in message or "maximum context length" in message:
-            error: ServiceError = ContextLengthExceeded(message, param="messages")
-        else:
-            error = InvalidRequest(message, param=getattr(exc, "parameter", None))
-    else:
-        _log.error("generation failed for %s: %r", request_id, exc, exc_info=exc)
-        error = WorkerFailed("Generation failed in the engine.")
-    error.__cause__ = exc
-    return error

@@ -20,6 +20,10 @@ class SingleFlight(Generic[V]):
         self._tasks: dict[Hashable, asyncio.Task[V]] = {}
         self._callers: dict[asyncio.Task[V], int] = {}
 
+    def __contains__(self, key: Hashable) -> bool:
+        """Whether work for `key` is running now (joining it needs no work of one's own)."""
+        return key in self._tasks
+
     async def run(self, key: Hashable, work: Callable[[], Coroutine[Any, Any, V]]) -> V:
         """The result of `work()` for `key`, started now or joined if already running."""
         task = self._tasks.get(key)

@@ -174,9 +174,10 @@ def check_required_tool_calls_streamed(client: openai.OpenAI, model: str) -> Non
 
 
 def check_named_tool_call_streamed(client: openai.OpenAI, model: str) -> None:
+    """`parallel_tool_calls` left at its default (true): a named choice is still one call."""
     with client.chat.completions.stream(
         model=model, messages=image_question(), tools=TOOLS, tool_choice=NAMED,
-        parallel_tool_calls=False, max_tokens=BUDGET,
+        max_tokens=BUDGET,
     ) as stream:  # fmt: skip
         for _ in stream:
             pass

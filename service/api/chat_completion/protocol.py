@@ -88,6 +88,18 @@ ContentPart = Annotated[
     | IMUURLPart,
     Field(discriminator="type"),
 ]
+
+
+class StoredMediaPart(OpenAIBaseModel):
+    """Not a wire type (never in `ContentPart`): media of an earlier turn of a stored
+    conversation (`/v1/responses` `previous_response_id`), by its sha256 only. The
+    worker takes its feature from the embedding cache; the bytes are not kept."""
+
+    type: Literal["stored_media"] = "stored_media"
+    modality: str
+    sha256: str
+
+
 # part type -> the modality the worker encodes it as
 PART_MODALITY: dict[str, str] = {
     "image_url": "image",

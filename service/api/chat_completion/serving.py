@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 from functools import cached_property
 
 from starlette.responses import JSONResponse, Response
@@ -37,97 +37,33 @@ from service.api.chat_completion.protocol import (
     completion_id,
     now,
 )
-from service.api.chat_completion.structured import ToolPlan, plan_output
+from service.api.chat_completion.run import Run
+from service.api.chat_completion.structured import OutputPlan, ToolPlan, plan_output
 from service.api.chat_completion.tool_replies import (
     ToolCallStream,
     reply_message,
     stream_choice,
 )
 from service.api.serving import OpenAIServing
-from service.contract import ChatDelta, ChatEvent, ChatUsage, SamplingSettings, close_events
+from service.contract import (
+    ChatDelta,
+    ChatEvent,
+    ChatJob,
+    ChatUsage,
+    SamplingSettings,
+    ServedModel,
+)
 from service.errors import (
     ContextLengthExceeded,
     DeadlineExceeded,
     InvalidRequest,
     ServiceError,
-    WorkerFailed,
     error_body,
-    error_from_kind,
 )
 from service.http.streaming import EventStreamResponse, sse
-from service.metrics import Metrics
 from service.quota.quota import estimate_tokens
 
 _log = logging.getLogger(__name__)
-
-
-class _Run:
-    """One request's stream from the worker, with its clock, ticket and metrics."""
-
-    def __init__(
-        self,
-        events: AsyncIterator[ChatEvent],
-        ticket: Admission,
-        metrics: Metrics,
-        deadline: float,
-        timeout_s: float,
-        model: str,
-    ) -> None:
-        self.events = events
-        self.ticket = ticket
-        self.metrics = metrics
-        self.model = model
-        self.deadline = deadline
-        self.timeout_s = timeout_s
-        self.start = time.perf_counter()
-        self.last_token: float | None = None
-        self.outcome = "aborted"  # until it ends one way or another
-        # Ended by close(), not a `with`: the stream outlives the handler's context.
-        self.span = telemetry.start_span("stream", model=model)
-
-    async def next(self) -> ChatEvent | None:
-        """The next event; a worker error event is raised as its ServiceError."""
-        try:
-            async with asyncio.timeout_at(self.deadline):
-                event = await anext(self.events)
-        except StopAsyncIteration:
-            return None
-        except TimeoutError as exc:
-            self.outcome = "timeout"
-            raise DeadlineExceeded(f"Request timed out after {self.timeout_s:g}s.") from exc
-        except ServiceError:
-            raise
-        except Exception as exc:  # an unknown worker failure: log it, hide its text
-            _log.exception("worker stream failed")
-            raise WorkerFailed("The worker failed while generating.") from exc
-        if isinstance(event, ChatDelta) and event.text:
-            self._observe_token()
-        elif not isinstance(event, ChatDelta | ChatUsage):
-            raise error_from_kind(event.kind, event.message, param=event.param, code=event.code)
-        if isinstance(event, ChatUsage):
-            self.ticket.record_usage(event.prompt_tokens, event.completion_tokens)
-            self.metrics.prompt_tokens.labels(model=self.model).inc(event.prompt_tokens)
-            self.metrics.generation_tokens.labels(model=self.model).inc(event.completion_tokens)
-        return event
-
-    def _observe_token(self) -> None:
-        t = time.perf_counter()
-        if self.last_token is None:
-            self.span.add_event("first_token")
-            self.metrics.time_to_first_token.labels(model=self.model).observe(t - self.start)
-            self.ticket.started()
-        else:
-            self.metrics.inter_token_latency.labels(model=self.model).observe(t - self.last_token)
-        self.last_token = t
-
-    async def close(self) -> None:
-        await close_events(self.events)
-        self.metrics.e2e_request_latency.labels(
-            endpoint="chat", outcome=self.outcome, model=self.model
-        ).observe(time.perf_counter() - self.start)
-        self.ticket.release()
-        self.span.set_attribute("outcome", self.outcome)
-        self.span.end()
 
 
 class ChatServing(OpenAIServing):
@@ -146,30 +82,52 @@ class ChatServing(OpenAIServing):
             raise InvalidRequest(
                 "stream_options is only allowed with stream=true.", param="stream_options"
             )
-        check_limits(request, self.settings.max_total_tokens)
-        plan = plan_output(request)  # response_format, tools: the output's constraint
         if request.top_logprobs is not None and not request.logprobs:
             raise InvalidRequest("top_logprobs needs logprobs=true.", param="top_logprobs")
-        if request.n > self.settings.max_n:
-            raise InvalidRequest(
-                f"n must be at most {self.settings.max_n} (got {request.n}).",
-                param="n",
-                code="invalid_value",
+        started = await self.start(request, request_id)
+        run, first, plan, model = started.run, started.first, started.plan, started.model
+        cid, created = completion_id(), now()
+        if request.stream:
+            include_usage = bool(request.stream_options and request.stream_options.include_usage)
+            calls = ToolCallStream(plan.tools, bool(request.logprobs)) if plan.tools else None
+            return EventStreamResponse(
+                _stream(run, first, cid, created, model, request.n, include_usage, calls)
             )
-        model = await self.catalog.resolve(request.model)
-        _check_max_tokens(request, model.max_model_len)
-        with telemetry.span("admission"):
-            ticket = await admit(
-                self.quota,
-                self.inflight,
-                endpoint="chat",
-                tokens=_reservation(request, self.settings.default_max_tokens, model.max_model_len),
-                priority=request.priority,
-                queue_timeout_s=self.settings.request_timeout_s,
+        try:
+            body = await _aggregate(
+                run, first, cid, created, model, request.n, bool(request.logprobs), plan.tools
             )
+        except Exception:
+            if run.outcome != "timeout":
+                run.outcome = "error"
+            raise
+        finally:
+            await run.close()
+        return JSONResponse(body.model_dump(mode="json"))
+
+    async def start(
+        self,
+        request: ChatCompletionRequest,
+        request_id: str,
+        *,
+        endpoint: str = "chat",
+        admitted: Admission | None = None,
+        checked: tuple[OutputPlan, ServedModel] | None = None,
+    ) -> Started:
+        """Validate, admit, build the job and await its first event: every failure
+        known up front is raised here (an HTTP status), before any reply starts.
+        `admitted`: a place taken earlier (a background response's), else one is taken;
+        `checked`: what `check` returned for this request, if it ran already."""
+        try:
+            plan, model = checked or await self.check(request)
+        except BaseException:
+            if admitted is not None:
+                admitted.release()
+            raise
+        ticket = admitted or await self.admit(request, endpoint, model.max_model_len)
         timeout_s = self.settings.request_timeout_s
         deadline = asyncio.get_running_loop().time() + timeout_s
-        run: _Run | None = None
+        run: Run | None = None
         try:
             async with asyncio.timeout_at(deadline):
                 with telemetry.span("job.build"):
@@ -184,9 +142,8 @@ class ChatServing(OpenAIServing):
                     )
             job.priority = ticket.priority
             ticket.grant.count_media(item.modality for item in job.media())
-            run = _Run(
-                aiter(self.worker.chat(job)), ticket, self.metrics, deadline, timeout_s, model.id
-            )
+            events = aiter(self.worker.chat(job))
+            run = Run(events, ticket, self.metrics, deadline, timeout_s, model.id, endpoint)
             first = await run.next()  # errors before streaming → HTTP status
         except TimeoutError as exc:
             ticket.release()
@@ -198,24 +155,46 @@ class ChatServing(OpenAIServing):
             else:
                 ticket.release()
             raise
-        cid, created = completion_id(), now()
-        if request.stream:
-            include_usage = bool(request.stream_options and request.stream_options.include_usage)
-            calls = ToolCallStream(plan.tools, bool(request.logprobs)) if plan.tools else None
-            return EventStreamResponse(
-                _stream(run, first, cid, created, model.id, request.n, include_usage, calls)
+        return Started(run, first, plan, model.id, job)
+
+    async def check(self, request: ChatCompletionRequest) -> tuple[OutputPlan, ServedModel]:
+        """Every check that needs no admission: the output plan and the resolved model."""
+        check_limits(request, self.settings.max_total_tokens)
+        plan = plan_output(request)  # response_format, tools: the output's constraint
+        if request.n > self.settings.max_n:
+            raise InvalidRequest(
+                f"n must be at most {self.settings.max_n} (got {request.n}).",
+                param="n",
+                code="invalid_value",
             )
-        try:
-            body = await _aggregate(
-                run, first, cid, created, model.id, request.n, bool(request.logprobs), plan.tools
+        model = await self.catalog.resolve(request.model)
+        _check_max_tokens(request, model.max_model_len)
+        return plan, model
+
+    async def admit(
+        self, request: ChatCompletionRequest, endpoint: str, max_model_len: int
+    ) -> Admission:
+        """The key's limits, then a place in flight, queued by priority."""
+        with telemetry.span("admission"):
+            return await admit(
+                self.quota,
+                self.inflight,
+                endpoint=endpoint,
+                tokens=_reservation(request, self.settings.default_max_tokens, max_model_len),
+                priority=request.priority,
+                queue_timeout_s=self.settings.request_timeout_s,
             )
-        except Exception:
-            if run.outcome != "timeout":
-                run.outcome = "error"
-            raise
-        finally:
-            await run.close()
-        return JSONResponse(body.model_dump(mode="json"))
+
+
+@dataclass
+class Started:
+    """A job running on the worker, its first event already in hand."""
+
+    run: Run
+    first: ChatEvent | None
+    plan: OutputPlan
+    model: str
+    job: ChatJob
 
 
 def _check_max_tokens(request: ChatCompletionRequest, max_model_len: int) -> None:
@@ -240,7 +219,7 @@ def _reservation(request: ChatCompletionRequest, default_max: int | None, contex
 
 
 async def _aggregate(
-    run: _Run,
+    run: Run,
     first: ChatEvent | None,
     cid: str,
     created: int,
@@ -283,7 +262,7 @@ async def _aggregate(
 
 
 async def _stream(
-    run: _Run,
+    run: Run,
     first: ChatEvent | None,
     cid: str,
     created: int,

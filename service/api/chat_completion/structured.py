@@ -4,9 +4,11 @@ output constraint, the tools' prompt text, and the model's text → OpenAI tool 
 Conventions (Vicuna v0 was never trained for tools, so the grammar does the work):
 
 - a call is written `{"name": <function>, "arguments": {...}}`;
-- `tool_choice` a named function, or "required": the whole reply is constrained
-  to one call (`parallel_tool_calls` false) or a JSON array of 1 to
-  `MAX_PARALLEL_CALLS` calls, of that function (named) or any of the tools;
+- `tool_choice` a named function: the whole reply is constrained to exactly one
+  call of that function (as OpenAI and vLLM answer a named choice, whatever
+  `parallel_tool_calls` says);
+- "required": the whole reply is one call of any of the tools
+  (`parallel_tool_calls` false) or a JSON array of 1 to `MAX_PARALLEL_CALLS` calls;
 - "auto": free text, in which a call is marked `<tool_call>{...}</tool_call>`;
   after the opening marker the call's body is constrained (a structural tag);
 - "none": no tools: the tools are not shown to the model.
@@ -129,7 +131,7 @@ def _tool_constraint(plan: ToolPlan) -> OutputConstraint:
         return OutputConstraint(kind="structural_tag", structural_tag=spec, param="tools")
     calls = [_call_schema(name, function) for name, function in plan.functions.items()]
     one = calls[0] if len(calls) == 1 else {"anyOf": calls}
-    if plan.parallel:
+    if plan.mode == "required" and plan.parallel:  # a named choice is one call, never a list
         one = {"type": "array", "items": one, "minItems": 1, "maxItems": MAX_PARALLEL_CALLS}
     return OutputConstraint(kind="json_schema", json_schema=one, param="tools")
 
@@ -142,7 +144,7 @@ def _tools_text(plan: ToolPlan) -> str:
     call = '{"name": <function name>, "arguments": <arguments object>}'
     if plan.mode == "auto":
         how = f"To call a function, write {CALL_OPEN}{call}{CALL_CLOSE}."
-    elif plan.parallel:
+    elif plan.mode == "required" and plan.parallel:
         how = f"Answer only with a JSON list of function calls, each {call}."
     else:
         how = f"Answer only with one function call: {call}."
@@ -236,7 +238,8 @@ def tool_calls_of(text: str, plan: ToolPlan) -> tuple[str | None, list[ToolCall]
     found = [_as_call(v, plan.functions) for v in (value if isinstance(value, list) else [value])]
     if not found or any(call is None for call in found):
         return text, []
-    return None, [call for call in found if call is not None]
+    one = plan.mode == "named" or not plan.parallel
+    return None, [call for call in found if call is not None][: 1 if one else None]
 
 
 def render_call(name: str, arguments: str) -> str:

@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from service.api.chat_completion.protocol import PART_MODALITY, InputAudioPart
+from service.api.chat_completion.protocol import PART_MODALITY, InputAudioPart, StoredMediaPart
 from service.api.media.fetch import MediaFetcher
 from service.contract import MediaItem
 
@@ -28,10 +28,13 @@ class MediaRef:
     url: str | None = None  # a URL to fetch, or
     b64: str | None = None  # inline base64 (input_audio)
     fmt: str | None = None  # input_audio's declared format
+    sha256: str | None = None  # a stored turn's item: no bytes, the worker's cache has it
 
     @classmethod
     def of_part(cls, part: object, param: str) -> MediaRef:
         """A media content part (any part type but `text`)."""
+        if isinstance(part, StoredMediaPart):
+            return cls(part.modality, param, sha256=part.sha256)
         part_type = str(getattr(part, "type", ""))
         modality = PART_MODALITY[part_type]
         if isinstance(part, InputAudioPart):
@@ -44,6 +47,8 @@ def field_of(part: object) -> str:
     of the parameter a chat error names."""
     if isinstance(part, InputAudioPart):
         return "input_audio.data"
+    if isinstance(part, StoredMediaPart):
+        return "sha256"
     return f"{getattr(part, 'type', '')}.url"
 
 
@@ -58,6 +63,8 @@ async def load_all(refs: Sequence[MediaRef], fetcher: MediaFetcher) -> list[Medi
 
 
 async def _load(ref: MediaRef, fetcher: MediaFetcher) -> MediaItem:
+    if ref.sha256 is not None:  # a reference: empty bytes (see `MediaItem`)
+        return MediaItem(modality=ref.modality, data=b"", sha256=ref.sha256)  # type: ignore[arg-type]
     if ref.b64 is not None:
         data = await fetcher.decode_base64(ref.b64, ref.modality, param=ref.param, fmt=ref.fmt)
     else:

@@ -106,6 +106,29 @@ def test_named_tool_call_is_constrained_and_shaped(tool_gateway: Gateway) -> Non
     assert json.loads(calls[0].function.arguments) == {"city": "Paris", "days": 2}  # type: ignore[union-attr]
 
 
+def test_named_tool_choice_is_one_call_even_with_parallel_calls_on(
+    tool_gateway: Gateway,
+) -> None:
+    """OpenAI and vLLM answer a named choice with exactly one call: the grammar is one
+    call object, not a list, whatever `parallel_tool_calls` says."""
+    for parallel in (None, True):
+        extra = {} if parallel is None else {"parallel_tool_calls": parallel}
+        reply = tool_gateway.client().chat.completions.create(
+            model=MODEL,
+            messages=USER,
+            tools=TOOLS,  # type: ignore[arg-type]
+            tool_choice={"type": "function", "function": {"name": "get_weather"}},
+            **extra,  # type: ignore[arg-type]
+        )
+        constraint = tool_gateway.worker.jobs[-1].sampling.constraint
+        assert constraint is not None and constraint.json_schema is not None
+        assert constraint.json_schema["type"] == "object"
+        assert constraint.json_schema["properties"]["name"] == {"const": "get_weather"}
+        assert "list" not in (tool_gateway.worker.jobs[-1].system or "")
+        calls = reply.choices[0].message.tool_calls
+        assert calls is not None and len(calls) == 1
+
+
 def test_required_streamed_calls_assemble_in_the_client(gateway_factory: GatewayFactory) -> None:
     with gateway_factory(scripted(f"[{CALL},{CALL}]")) as gw:
         client = gw.client()

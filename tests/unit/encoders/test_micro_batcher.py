@@ -222,7 +222,7 @@ async def test_a_cancelled_encode_stops_its_decoding_between_packets(model: Imag
 
     held: list[int] = []
 
-    def reserve(nbytes: int, what: str):  # noqa: ANN202
+    def reserve(nbytes: int, what: str):
         held.append(nbytes)
         return lambda: held.remove(nbytes)
 

@@ -191,6 +191,22 @@ async def test_concurrent_requests_share_one_encode() -> None:
     assert encoder.calls == ["image"]
 
 
+async def test_a_reference_reads_the_cached_feature_or_names_previous_response_id() -> None:
+    """An item without bytes (an earlier turn of a stored response) is a cache lookup only."""
+    engine = FakeEngine()
+    worker, encoder = make_worker(engine)
+    await collect(worker, job(item(b"kept")))
+    reference = MediaItem(modality="image", data=b"", sha256=item(b"kept").sha256)
+    await collect(worker, job(reference, rid="r2"))
+    assert encoder.calls == ["image"]  # no encode for the reference
+    assert torch.equal(engine.prompts[0], engine.prompts[1])  # the same soft token
+    gone = MediaItem(modality="image", data=b"", sha256=item(b"never seen").sha256)
+    with pytest.raises(InvalidRequest) as info:
+        await collect(worker, job(gone, rid="r3"))
+    assert info.value.param == "previous_response_id" and info.value.code == "media_evicted"
+    assert encoder.calls == ["image"]
+
+
 async def test_bad_media_fails_before_the_first_event() -> None:
     worker, _ = make_worker()
     with pytest.raises(MediaInvalid) as info:
