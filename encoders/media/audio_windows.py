@@ -35,7 +35,6 @@ from fractions import Fraction
 import av
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from . import fbank as kaldi
 from .audio_samples import frame_samples, to_float
@@ -43,7 +42,7 @@ from .container import open_decoder
 from .errors import MediaError
 from .guard import DecodeGuard
 from .limits import MediaLimits
-from .resample import frame_spans, reduced_rates, sinc_kernel
+from .resample import frame_spans, reduced_rates, resample_frames, sinc_kernel
 
 SAMPLE_RATE = kaldi.SAMPLE_RATE
 #: Decoders whose frames decode without their predecessors, so a seek gives the
@@ -327,24 +326,17 @@ def piece_segments(
     segments = []
     for start, end in found.spans:
         first, last = start * orig - width, (end - 1) * orig + taps - width
-        lo, hi = max(0, first), min(found.length, last)
-        if not (piece_start <= lo and hi <= piece_start + count):
+        if not (piece_start <= max(0, first) and min(found.length, last) <= piece_start + count):
             continue  # this span reads another piece
-        window = torch.empty(channels, last - first)  # zero outside the stream
-        window[:, : lo - first] = 0
-        window[:, hi - first :] = 0
-        window[:, lo - first : hi - first] = torch.from_numpy(
-            piece[:, lo - piece_start : hi - piece_start]
-        )
-        # [C, 1, W] * [new, 1, K] stride orig → [C, new, end − start]
-        phased = F.conv1d(window[:, None, :], kernel, stride=orig)
-        del window
+        phased = resample_frames(
+            torch.from_numpy(piece), piece_start, found.length, orig, width, kernel, start, end
+        )  # [C, end − start, new]
         if (start, end) == (0, frames):  # the whole stream: the full resample's buffer
-            out = phased.transpose(1, 2).reshape(channels, -1)
+            out = phased.reshape(channels, -1)
         else:
             size = (end - start) * new
             out = torch.empty(channels, size + 1)[:, :size]
-            out.copy_(phased.transpose(1, 2).reshape(channels, -1))
+            out.copy_(phased.reshape(channels, -1))
         segments.append((start * new, out[:, : max(0, found.out_length - start * new)]))
     return segments
 

@@ -101,15 +101,37 @@ def resample_ranges(
     frames = (length + 2 * width + orig - taps) // orig + 1
     out = torch.zeros(channels, frames, new)  # frame f phase i is output sample f·new + i
     for start, end in frame_spans(ranges, new, frames):
-        # Input of frames [start, end) in padded coordinates, zero outside the signal.
-        first, last = start * orig - width, (end - 1) * orig + taps - width
-        window = torch.zeros(channels, last - first)
-        window[:, max(0, -first) : min(length, last) - first] = waveform[:, max(0, first) : last]
-        # [C, 1, W] * [new, 1, K] stride orig → [C, new, end − start]
-        phased = F.conv1d(window[:, None, :], kernel, stride=orig)
-        out[:, start:end] = phased.transpose(1, 2)
+        out[:, start:end] = resample_frames(waveform, 0, length, orig, width, kernel, start, end)
     target = -(-new * length // orig)  # ceil(new·L / orig), exact in integers
     return out.reshape(channels, -1)[:, :target]
+
+
+def resample_frames(
+    source: torch.Tensor,
+    source_start: int,
+    length: int,
+    orig: int,
+    width: int,
+    kernel: torch.Tensor,
+    start: int,
+    end: int,
+) -> torch.Tensor:
+    """Polyphase frames [start, end) of a ``length``-sample signal → ``[C, end − start, new]``.
+
+    ``source`` holds the signal's samples from ``source_start`` on (``[C, n]``), at least
+    every sample those frames read inside [0, length); outside the signal they read 0.
+    """
+    taps = kernel.shape[-1]
+    # Input of the frames in padded coordinates.
+    first, last = start * orig - width, (end - 1) * orig + taps - width
+    lo, hi = max(0, first), min(length, last)
+    window = torch.empty(source.shape[0], last - first)
+    window[:, : lo - first] = 0
+    window[:, hi - first :] = 0
+    window[:, lo - first : hi - first] = source[:, lo - source_start : hi - source_start]
+    # [C, 1, W] * [new, 1, K] stride orig → [C, new, end − start]
+    phased = F.conv1d(window[:, None, :], kernel, stride=orig)
+    return phased.transpose(1, 2)
 
 
 def frame_spans(ranges: list[tuple[int, int]], new: int, frames: int) -> list[tuple[int, int]]:
