@@ -217,21 +217,28 @@ class ModelWorker(Worker):
             raise ServerBusy(exc.message, retry_after=exc.retry_after) from exc
 
     async def _referenced(self, key: CacheKey) -> torch.Tensor:
-        cached = await self._cache.get(key)
-        if cached is None or len(cached) != 4 * self._projector.in_dim:
+        feature = await self._cached(key)
+        if feature is None:
             raise InvalidRequest(  # the bytes were never kept: only the client has them
                 f"The {key.modality} of an earlier turn is no longer in the feature cache;"
                 " send the conversation again in full, without previous_response_id.",
                 param="previous_response_id",
                 code="media_evicted",
             )
+        return feature
+
+    async def _cached(self, key: CacheKey) -> torch.Tensor | None:
+        """The cached feature, or None (an entry of the wrong size counts as a miss)."""
+        cached = await self._cache.get(key)
+        if cached is None or len(cached) != 4 * self._projector.in_dim:
+            return None
         return torch.tensor(unpack_f32(cached), dtype=torch.float32)
 
     async def _lookup_or_encode(self, key: CacheKey, data: bytes) -> torch.Tensor:
-        cached = await self._cache.get(key)
-        if cached is not None and len(cached) == 4 * self._projector.in_dim:
-            return torch.tensor(unpack_f32(cached), dtype=torch.float32)
-        # (an entry of the wrong size is treated as a miss and overwritten)
+        cached = await self._cached(key)
+        if cached is not None:
+            return cached
+        # a miss (or a wrong-sized entry, overwritten here): encode
         feature = await self._encoder.encode(key.modality, data)
         await self._cache.set(key, pack_f32(feature.tolist()))
         return feature
