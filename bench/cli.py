@@ -40,8 +40,8 @@ from bench.load import LevelResult, RequestResult, cpu_share, run_level, summari
 from bench.report import load_table, plot, ratios, write_json
 from bench.workload import KINDS
 
-# Issue targets (2-core CPU, small demo preset, one run). Throughput: issue #12's
-# 6× (the earlier 30× was over 3× what vLLM's engine alone reaches here).
+# Targets (2-core CPU, small demo preset, one run). Throughput: 6× (an earlier 30× was
+# over 3× what vLLM's engine alone reaches here).
 TARGET_THROUGHPUT_X = 6.0  # service req/s at the top concurrency / reference req/s
 TARGET_CACHE_RATIO = 0.6  # repeated-image p50 / first-time p50
 TARGET_BATCHING_X = 2.0  # encoder items/s batching on / off, 16 concurrent

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One prepared run for a lent GPU machine (torch + transformers + peft, no vLLM):
+# One prepared run on a CUDA machine with torch, transformers and peft (vLLM not needed):
 # encoder parity on CUDA, the fp16 prompt-embedding parity, and the encoder benchmark.
 # Results land in ${OUT:-gpu-results}/.
 set -uo pipefail

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# One prepared run for a lent GPU machine (torch + torchvision, no vLLM): the encoder's
-# GPU paths (CUDA-graph replay, nvJPEG fast mode) against eager and CPU, then their
-# benchmark. PyAV travels as a wheel in .whl/ (see /work/.library/device/README.md).
+# One prepared run on a CUDA machine with torch and torchvision (vLLM not needed): the
+# encoder's GPU paths (CUDA-graph replay, nvJPEG fast mode) against eager and CPU, then
+# their benchmark. PyAV is needed too: where the machine cannot reach PyPI, put its
+# wheel in .whl/ and it is installed from there.
 # Results land in ${OUT:-gpu-results}/.
 set -uo pipefail
 OUT=${OUT:-gpu-results}; mkdir -p "$OUT"

@@ -89,7 +89,7 @@ class Settings(BaseSettings):
         description="vLLM's scheduler policy; `priority` passes each request's priority"
         " (request field `priority`, else its API key's default) to the engine.",
     )
-    # --- worker: media fidelity and prefix caching (issue #12) ---
+    # --- worker: media fidelity and prefix caching ---
     media_fidelity: Literal["exact", "fast"] = Field(
         "exact",
         description="Still images: `exact` = the reference's pixels; `fast` = JPEG decoded "
