@@ -15,7 +15,7 @@ import torch
 
 from encoders.media.errors import MediaError
 from encoders.media.gpu_jpeg import GpuJpegPreprocessor, jpeg_header
-from encoders.media.limits import MediaLimits
+from encoders.media.media_limits import MediaLimits
 
 _Pending = tuple[bytes, "asyncio.Future[torch.Tensor | None]"]
 
