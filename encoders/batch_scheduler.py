@@ -16,7 +16,6 @@ from its batch.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import Counter
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Literal
 
 from torch import Tensor
 
+from encoders.closing import cancel_task, fail_waiting
 from encoders.input_checks import ITEM_NDIM, TOWERS
 
 if TYPE_CHECKING:
@@ -110,15 +110,9 @@ class BatchScheduler:
 
     async def aclose(self) -> None:
         """Stops scheduling; callers still queued, or in the batch that was running, fail."""
-        if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
-            self._worker = None
-        for queue in self._queues.values():
-            for p in queue:
-                if not p.future.done():
-                    p.future.set_exception(RuntimeError("encoder closed"))
+        await cancel_task(self._worker)
+        self._worker = None
+        fail_waiting(p.future for queue in self._queues.values() for p in queue)
         self._queues.clear()
 
     def _oldest_key(self) -> BatchKey | None:
@@ -175,9 +169,7 @@ class BatchScheduler:
                 [p.want for p in batch],
             )
         except asyncio.CancelledError:  # aclose() while this batch was running
-            for p in batch:
-                if not p.future.done():
-                    p.future.set_exception(RuntimeError("encoder closed"))
+            fail_waiting(p.future for p in batch)
             raise
         except Exception as exc:
             self.stats.failed_forwards += 1

@@ -38,14 +38,12 @@ from encoders.preprocess_stage import PreprocessStage
 from encoders.tracing import EncoderTracer
 
 if TYPE_CHECKING:
-    from encoders.fair_pool import FairPool
-    from encoders.gpu_jpeg_stage import GpuJpegStage
     from encoders.imagebind.tokenizer import CLIPTokenizer
     from encoders.media import MediaLimits
     from encoders.media.guard import Reserve
 
 # What callers import from here besides `Encoder` (bench's reference path takes TOWERS).
-__all__ = ["TOWERS", "Encoder", "EncoderStats", "EncoderTracer"]
+__all__ = ["TOWERS", "Encoder", "EncoderTracer"]
 
 
 class Encoder:
@@ -76,8 +74,10 @@ class Encoder:
         self.dtype = dtype
         self.model = model.to(device=self.device, dtype=dtype).eval()
         self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_ms / 1000.0
         self.limits = limits
         self.reserve = reserve
+        self.on_batch = on_batch
         self.tracer = tracer
         # CUDA-graph replay is GPU-only (encoders/cuda_graphs.py), ignored elsewhere.
         graphs = cuda_graphs and self.device.type == "cuda"
@@ -94,6 +94,9 @@ class Encoder:
             gpu_jpeg=gpu_jpeg,
             gpu_jpeg_batch_size=max_batch_size,
         )
+        # The stage's pool and nvJPEG stage, under the names tests and GPU checks inspect.
+        self._preprocess_pool = self._preprocessing.pool
+        self._gpu_jpeg = self._preprocessing.gpu_jpeg
         # Preprocessing threads set torch to one thread, which torch also makes the
         # default for threads started later: the forward thread sets its own.
         self._forward_pool = ThreadPoolExecutor(
@@ -106,27 +109,16 @@ class Encoder:
             self._forward,
             self._forward_pool,
             max_batch_size=max_batch_size,
-            max_wait_s=max_wait_ms / 1000.0,
+            max_wait_s=self.max_wait_s,
             on_batch=on_batch,
             tracer=tracer,
         )
+        self.stats: EncoderStats = self._batches.stats
         self._closed = False
 
     @property
     def out_dim(self) -> int:
         return self.model.config.out_embed_dim
-
-    @property
-    def stats(self) -> EncoderStats:
-        return self._batches.stats
-
-    @property
-    def max_wait_s(self) -> float:
-        return self._batches.max_wait_s
-
-    @property
-    def on_batch(self) -> BatchObserver | None:
-        return self._batches.on_batch
 
     # ------------------------------------------------------------ public API
     async def encode(self, modality: str, data: bytes) -> Tensor:
@@ -169,15 +161,6 @@ class Encoder:
         await self.aclose()
 
     # ------------------------------------------------------------ internals
-    # The preprocessing stage's pool and nvJPEG stage, as tests and GPU checks inspect them.
-    @property
-    def _preprocess_pool(self) -> FairPool:
-        return self._preprocessing.pool
-
-    @property
-    def _gpu_jpeg(self) -> GpuJpegStage | None:
-        return self._preprocessing.gpu_jpeg
-
     async def _submit(self, modality: str, tensor: Tensor, want: Want) -> Tensor:
         if self._closed:
             raise RuntimeError("encoder closed")
