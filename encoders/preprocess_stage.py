@@ -38,6 +38,8 @@ T = TypeVar("T")
 
 
 class PreprocessStage:
+    """See the module docstring; `preprocess` is the stage, `run` borrows its pool."""
+
     def __init__(
         self,
         workers: int,
@@ -55,11 +57,9 @@ class PreprocessStage:
         self.pool = FairPool(
             workers, thread_name_prefix="imagebind-preprocess", initializer=single_threaded_torch
         )
-        # GPU-only, ignored elsewhere.
-        on_cuda = device.type == "cuda"
-        self.gpu_jpeg = (
-            _gpu_jpeg_stage(device, limits, gpu_jpeg_batch_size) if gpu_jpeg and on_cuda else None
-        )
+        # nvJPEG runs on CUDA only; elsewhere every image takes the CPU path.
+        nvjpeg = gpu_jpeg and device.type == "cuda"
+        self.gpu_jpeg = _gpu_jpeg_stage(device, limits, gpu_jpeg_batch_size) if nvjpeg else None
 
     async def preprocess(self, modality: str, data: bytes) -> Tensor:
         """`encoders.media.preprocess` of one item (on the device for nvJPEG images)."""
