@@ -8,14 +8,14 @@ the JPEGs that arrive wait, and the next batch takes all of them (up to
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
+from encoders.closing import cancel_task, fail_waiting
 from encoders.media.errors import MediaError
 from encoders.media.gpu_jpeg import GpuJpegPreprocessor, jpeg_header
-from encoders.media.limits import MediaLimits
+from encoders.media.media_limits import MediaLimits
 
 _Pending = tuple[bytes, "asyncio.Future[torch.Tensor | None]"]
 
@@ -42,13 +42,8 @@ class GpuJpegStage:
         return await future
 
     async def aclose(self) -> None:
-        if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
-        for _, future in self._pending:
-            if not future.done():
-                future.set_exception(RuntimeError("encoder closed"))
+        await cancel_task(self._runner)
+        fail_waiting(future for _, future in self._pending)
         self._pending.clear()
         await asyncio.to_thread(self._thread.shutdown, True)
 

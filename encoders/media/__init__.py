@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import REASONS, MediaBusy, MediaCancelled, MediaError
 from .guard import DecodeGuard
-from .limits import MediaLimits
+from .media_limits import MediaLimits
 from .sniff import sniff
 
 if TYPE_CHECKING:

@@ -36,7 +36,7 @@ from .clips import clip_timepoints
 from .container import AUDIO_DEMUXERS, AUDIO_OPTIONS, open_container, open_decoder
 from .errors import MediaError
 from .guard import DecodeGuard
-from .limits import MediaLimits
+from .media_limits import MediaLimits
 from .resample import kernel_size, resample
 
 __all__ = ["features", "load_waveform_16k", "preprocess_audio"]

@@ -41,7 +41,7 @@ from .audio_samples import frame_samples, to_float
 from .container import open_decoder
 from .errors import MediaError
 from .guard import DecodeGuard
-from .limits import MediaLimits
+from .media_limits import MediaLimits
 from .resample import frame_spans, reduced_rates, resample_frames, sinc_kernel
 
 SAMPLE_RATE = kaldi.SAMPLE_RATE

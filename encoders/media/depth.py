@@ -23,7 +23,7 @@ from PIL import Image
 from . import raster
 from .errors import MediaError
 from .guard import DecodeGuard
-from .limits import MediaLimits
+from .media_limits import MediaLimits
 
 # Pillow mode → full-scale value of that bit depth.
 _FULL_SCALE = {"L": 255.0, "I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I": 65535.0}

@@ -24,7 +24,7 @@ from PIL import ExifTags, Image
 
 from . import raster
 from .image import CLIP_MEAN, CLIP_STD
-from .limits import MediaLimits
+from .media_limits import MediaLimits
 
 HeaderSize = tuple[int, int]
 

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from . import raster
 from .guard import DecodeGuard
-from .limits import MediaLimits
+from .media_limits import MediaLimits
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)

@@ -24,7 +24,7 @@ import torch
 
 from .errors import MediaError
 from .guard import DecodeGuard
-from .limits import MediaLimits
+from .media_limits import MediaLimits
 
 CHANNELS = 6
 SAMPLES = 2000

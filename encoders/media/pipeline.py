@@ -22,7 +22,7 @@ from .errors import MediaBusy, MediaCancelled, MediaError
 from .guard import DecodeGuard
 from .image import preprocess_image
 from .imu import preprocess_imu
-from .limits import MediaLimits
+from .media_limits import MediaLimits
 from .thermal import preprocess_thermal
 from .video import preprocess_video
 

@@ -34,7 +34,7 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from .errors import MediaError
 from .guard import DecodeGuard
-from .limits import MediaLimits
+from .media_limits import MediaLimits
 
 SIZE = 224
 

@@ -12,7 +12,7 @@ import torch
 
 from . import raster
 from .guard import DecodeGuard
-from .limits import MediaLimits
+from .media_limits import MediaLimits
 
 
 def preprocess_thermal(data: bytes, limits: MediaLimits, guard: DecodeGuard) -> torch.Tensor:

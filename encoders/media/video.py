@@ -46,7 +46,7 @@ from .container import VIDEO_DEMUXERS, open_container, open_decoder
 from .errors import MediaError
 from .guard import DecodeGuard
 from .image import normalize_clip
-from .limits import MediaLimits
+from .media_limits import MediaLimits
 from .video_decode import (
     decode_selected,
     decode_sequential,
