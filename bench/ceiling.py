@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from bench.reference_pandagpt import ReferencePandaGPT
+from reference.pandagpt import ReferencePandaGPT
 
 QUESTION = "Tell me a story about a cat."
 

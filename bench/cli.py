@@ -6,8 +6,8 @@ Phases, one after the other so they never share the CPU:
 2. the service: `pandagpt serve` as its own process, warm-up, then each
    concurrency level over HTTP with the `openai` client (streaming), then the
    cached-vs-uncached figure; the server is then stopped;
-3. the reference (bench/reference_path.py) on the same requests, one at a time,
-   paying the original's media preprocessing (bench/upstream_media.py);
+3. the reference (reference/path.py) on the same requests, one at a time,
+   paying the original's media preprocessing (reference/media.py);
 4. encoder micro-batching on vs off, in process (lockstep rounds and open loop);
 5. media preprocessing per modality (`python -m bench.media`, its own process);
 6. multi-turn TTFT with and without prefix caching (bench/multiturn.py: two more
@@ -198,11 +198,12 @@ async def service_phase(
 async def reference_phase(
     args: argparse.Namespace, root: Path, sizes: dict[int, int]
 ) -> tuple[list[LevelResult], dict[int, list[RequestResult]]]:
-    from bench.reference_path import ReferencePath
+    from bench.reference_client import ReferenceClient
     from bench.workload import make_workload
+    from reference.path import ReferencePath
 
-    ref = ReferencePath(root / "sources", root / "sources" / f"pandagpt-demo-{args.size}"
-                        / "pytorch_model.pt", args.max_tokens)  # fmt: skip
+    delta = root / "sources" / f"pandagpt-demo-{args.size}" / "pytorch_model.pt"
+    ref = ReferenceClient(ReferencePath(root / "sources", delta, args.max_tokens))
     warm = make_workload(args.warmup, args.seed + 1, tag="warmup", kinds=kinds(args))
     await run_level(warm, 1, ref.one)
     levels: list[LevelResult] = []

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from transformers import AutoTokenizer, LlamaForCausalLM  # noqa: E402
 
-from bench.reference_pandagpt import ReferencePandaGPT, cut_at_stop  # noqa: E402
+from reference.pandagpt import ReferencePandaGPT, cut_at_stop  # noqa: E402
 from service.weights.demo import SIZES, make_demo_weights  # noqa: E402
 from service.worker.projector import Projector  # noqa: E402
 from service.worker.prompt import Conversation, PromptBuilder, Turn, load_embed_tokens  # noqa: E402
