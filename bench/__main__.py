@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from bench.cli import run_bench_cli
+from bench.cli import main
 
 if __name__ == "__main__":  # vLLM spawns processes that re-import the main module
-    raise SystemExit(run_bench_cli(argparse.Namespace(rest=sys.argv[1:])))
+    raise SystemExit(main(sys.argv[1:]))

@@ -12,7 +12,7 @@ above k× on the same machine, whatever it does around the engine.
 The cores each of vLLM's processes kept busy are reported per level
 (bench/cpu.py), to set beside the service's split that `pandagpt bench` prints.
 
-    python -m bench.ceiling --size small --out artifacts/bench/ceiling.json
+    pandagpt bench ceiling --size small --out artifacts/bench/ceiling.json
 """
 
 from __future__ import annotations
@@ -30,21 +30,20 @@ from typing import Any
 
 import torch
 
-from bench.reference_pandagpt import ReferencePandaGPT
+from bench.cli import standalone
+from bench.options import add_weights_arguments, demo_weights, reference_delta, weights_root
+from reference.pandagpt import ReferencePandaGPT
 
 QUESTION = "Tell me a story about a cat."
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", choices=["tiny", "small"], default="small")
-    parser.add_argument("--weights-dir", type=Path, help="default .cache/bench-<size>")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_weights_arguments(parser)
     parser.add_argument("--concurrency", default="1,32", help="comma-separated levels")
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--trials", type=int, default=5, help="per level; the first is warm-up")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path)
-    return parser.parse_args(argv)
 
 
 def reference_tokens_per_s(ref: ReferencePandaGPT, embeds: torch.Tensor, args: Any) -> float:
@@ -107,17 +106,11 @@ async def engine_runs(
     return runs
 
 
-def main(argv: list[str] | None = None) -> int:
-    from service.weights.demo import make_demo_weights
-
-    args = parse_args(argv)
+def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")  # as bench/server.py
     levels = [int(x) for x in args.concurrency.split(",") if x.strip()]
-    root = args.weights_dir or Path(f".cache/bench-{args.size}")
-    model_dir = make_demo_weights(root, seed=args.seed, size=args.size)
-    sources = root / "sources"
-    delta = sources / f"pandagpt-demo-{args.size}" / "pytorch_model.pt"
-    ref = ReferencePandaGPT(sources / "vicuna", delta)
+    model_dir = demo_weights(args, seed=args.seed)
+    ref = ReferencePandaGPT(weights_root(args) / "sources" / "vicuna", reference_delta(args))
     embeds = ref.inputs_embeds(QUESTION)  # [1, T, C]
     reference = reference_tokens_per_s(ref, embeds, args)
     del ref
@@ -146,4 +139,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(standalone(sys.modules[__name__]))

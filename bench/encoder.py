@@ -2,9 +2,9 @@
 
 GPU (one command, about 1–3 minutes on an H100; random weights at huge size):
 
-    python -m bench.encoder --dtype bf16 --compile --cuda-graphs --out bench_encoder.json
+    pandagpt bench encoder --dtype bf16 --compile --cuda-graphs --out bench_encoder.json
 
-CPU smoke run (a tiny config, seconds): `python -m bench.encoder --quick`.
+CPU smoke run (a tiny config, seconds): `pandagpt bench encoder --quick`.
 
 What is timed: `ImageBindModel.pandagpt_features` on device-resident random
 inputs (no preprocessing, no host transfer): the median of up to `--iters` runs
@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from bench.cli import standalone
 from encoders.imagebind.config import ImageBindConfig
 from encoders.imagebind.model import ImageBindModel
 
@@ -75,27 +76,12 @@ class Row:
 def small_config(quick: bool) -> ImageBindConfig:
     """CPU sizes: real geometry, narrow and shallow towers."""
     d, blocks = (32, 1) if quick else (128, 4)
-    return ImageBindConfig(
-        out_embed_dim=d,
-        vision_embed_dim=d,
-        vision_num_blocks=blocks,
-        vision_num_heads=4,
-        audio_embed_dim=d,
-        audio_num_blocks=blocks,
-        audio_num_heads=4,
-        text_embed_dim=d,
-        text_num_blocks=1,
-        text_num_heads=4,
-        depth_embed_dim=d,
-        depth_num_blocks=1,
-        depth_num_heads=4,
-        thermal_embed_dim=d,
-        thermal_num_blocks=1,
-        thermal_num_heads=4,
-        imu_embed_dim=d,
-        imu_num_blocks=1,
-        imu_num_heads=4,
-    )
+    depths = {"vision": blocks, "audio": blocks, "text": 1, "depth": 1, "thermal": 1, "imu": 1}
+    towers: dict[str, int] = {}
+    for tower, depth in depths.items():
+        towers |= {f"{tower}_embed_dim": d, f"{tower}_num_blocks": depth}
+        towers[f"{tower}_num_heads"] = 4
+    return ImageBindConfig(out_embed_dim=d, **towers)
 
 
 def build_model(
@@ -253,8 +239,7 @@ def print_table(rows: list[Row]) -> None:
     )
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench.encoder", description=__doc__)
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
     p.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="default bf16 on GPU")
     p.add_argument("--quick", action="store_true", help="tiny config, few iterations (CPU smoke)")
@@ -277,7 +262,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="skip graph/compile rows after this many seconds",
     )
     p.add_argument("--out", type=Path, default=None, help="write results as JSON")
-    args = p.parse_args(argv)
+
+
+def resolve_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    """The defaults that depend on the device and on --quick."""
     args.device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     on_gpu = args.device.type == "cuda"
     args.dtype = args.dtype or ("bf16" if on_gpu else "fp32")
@@ -295,8 +283,8 @@ def ints(text: str) -> list[int]:
     return [int(v) for v in text.split(",") if v]
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    args = resolve_defaults(args)
     started = time.perf_counter()
     on_gpu = args.device.type == "cuda"
     if on_gpu or args.huge:
@@ -359,4 +347,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(standalone(sys.modules[__name__]))

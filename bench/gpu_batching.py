@@ -6,7 +6,7 @@ a batch-1 forward is launch-bound, which is the case the batcher exists for.
 This runs the same comparison (bench/batching.py) there, with random weights at
 the official size, without vLLM:
 
-    python -m bench.gpu_batching --out bench_batching_gpu.json
+    pandagpt bench gpu batching --out bench_batching_gpu.json
 
 `--device cpu --quick` is a seconds-long smoke run on a tiny config.
 """
@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from bench.batching import compare
+from bench.cli import standalone
 from bench.encoder import DTYPES, build_model, small_config
 from bench.workload import fixture, unique_images
 from encoders.imagebind.config import ImageBindConfig
@@ -29,8 +30,7 @@ from encoders.media import preprocess
 from encoders.micro_batcher import Encoder
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="bf16")
     parser.add_argument("--quick", action="store_true", help="tiny config (smoke run)")
@@ -45,11 +45,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--intra-op-threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)"
     )
     parser.add_argument("--out", type=Path)
-    return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run(args: argparse.Namespace) -> int:
     device = torch.device(args.device)
     dtype = DTYPES[args.dtype]
     if args.intra_op_threads:
@@ -106,4 +104,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(standalone(sys.modules[__name__]))

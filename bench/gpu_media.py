@@ -1,7 +1,7 @@
 """The encoder's GPU paths: CUDA-graph replay and nvJPEG, bytes in, many items in flight.
 
-    python -m bench.gpu_media --out gpu_media.json          # on a GPU worker
-    python -m bench.gpu_media --device cpu --quick          # smoke run (no GPU paths)
+    pandagpt bench gpu media --out gpu_media.json          # on a GPU worker
+    pandagpt bench gpu media --device cpu --quick          # smoke run (no GPU paths)
 
 ImageBind-huge with random weights (bf16) behind the worker's `Encoder`, the
 way the service builds it. Rows, one run:
@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from bench.cli import standalone
 from bench.encoder import DTYPES, build_model, small_config
 from bench.workload import fixture, unique_bytes
 from encoders.imagebind.config import ImageBindConfig
@@ -88,8 +89,7 @@ def features(encoder: Encoder, items: list[bytes]) -> torch.Tensor:
     return torch.stack(asyncio.run(run())).float()
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cuda")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="bf16")
     p.add_argument("--quick", action="store_true", help="small config, few small items")
@@ -97,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--in-flight", type=int, default=128)
     p.add_argument("--preprocess-workers", type=int, default=16)
     p.add_argument("--out", type=Path)
-    args = p.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     device, dtype = torch.device(args.device), DTYPES[args.dtype]
     config = small_config(quick=True) if args.quick else ImageBindConfig.huge()
     model = build_model(config, device, dtype)
@@ -161,4 +163,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(standalone(sys.modules[__name__]))

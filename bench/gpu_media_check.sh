@@ -13,4 +13,4 @@ fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
 python3 -c "import torch, torchvision, av; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'av', av.__version__, 'cpus', len(__import__('os').sched_getaffinity(0)))" | tee -a "$OUT/gpu.txt"
 timeout 240 python3 -m pytest tests/parity/test_encoder_gpu.py tests/parity/test_imagebind_model.py -m gpu -q -p no:cacheprovider -o addopts= -rA 2>&1 | tail -40 | tee "$OUT/gpu_tests.log"
-timeout 300 python3 -m bench.gpu_media --out "$OUT/gpu_media.json" 2>&1 | tee "$OUT/gpu_media.log"
+timeout 300 python3 -m bench gpu media --out "$OUT/gpu_media.json" 2>&1 | tee "$OUT/gpu_media.log"

@@ -1,6 +1,6 @@
 """GPU check of the PandaGPT language side in fp16 (what PandaGPT ran), without vLLM.
 
-    python bench/gpu_prompt_parity.py [--size small] [--max-new-tokens 32] [--json OUT]
+    pandagpt bench gpu prompt-parity [--size small] [--max-new-tokens 32] [--json OUT]
 
 vLLM cannot be carried to the GPU machine, so this compares the parts that
 can be: (1) our prompt-embedding builder (converted weights: `embed_tokens`
@@ -28,7 +28,8 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from transformers import AutoTokenizer, LlamaForCausalLM  # noqa: E402
 
-from bench.reference_pandagpt import ReferencePandaGPT, cut_at_stop  # noqa: E402
+from bench.cli import standalone  # noqa: E402
+from reference.pandagpt import ReferencePandaGPT, cut_at_stop  # noqa: E402
 from service.weights.demo import SIZES, make_demo_weights  # noqa: E402
 from service.worker.projector import Projector  # noqa: E402
 from service.worker.prompt import Conversation, PromptBuilder, Turn, load_embed_tokens  # noqa: E402
@@ -87,15 +88,16 @@ def greedy(model, tokenizer, embeds: torch.Tensor, max_new: int) -> list[int]:
     return cut_at_stop(tokenizer, out[0].tolist(), eos)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--dir", type=Path, default=None, help="demo weights dir (default: tmp)")
     parser.add_argument("--json", type=Path, default=None, help="write the summary here")
     parser.add_argument("--device", default="cuda", help="cpu only for a dry run of the script")
     parser.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default="float16")
-    args = parser.parse_args()
+
+
+def run(args: argparse.Namespace) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         print("gpu_prompt_parity: no CUDA device; this check is for the GPU machine")
         return 2
@@ -170,4 +172,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(standalone(sys.modules[__name__]))

@@ -3,7 +3,8 @@
 C client tasks pull the next request from one shared list until it is empty,
 so at most C requests are in flight; the level's wall time runs from the first
 send to the last reply. Both paths (service over HTTP, reference in-process)
-go through `run_level`, so they are timed by the same code.
+and the structured-output runs go through `run_level`, so they are timed by
+the same code.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from bench.workload import BenchRequest
+T = TypeVar("T")  # one request: a BenchRequest, or a body of the structured-output runs
+R = TypeVar("R")
 
 
 @dataclass
@@ -86,20 +88,18 @@ def cpu_share(cpu_s: float, wall_s: float) -> float:
 
 
 async def run_level(
-    requests: Sequence[BenchRequest],
-    concurrency: int,
-    one: Callable[[BenchRequest], Awaitable[RequestResult]],
-) -> tuple[list[RequestResult], float]:
+    requests: Sequence[T], concurrency: int, one: Callable[[T], Awaitable[R]]
+) -> tuple[list[R], float]:
     """Run every request with at most `concurrency` in flight; results in request order."""
-    pending = list(reversed(requests))
-    results: dict[int, RequestResult] = {}
+    pending = list(reversed(list(enumerate(requests))))
+    results: dict[int, R] = {}
 
     async def client() -> None:
         while pending:
-            request = pending.pop()
-            results[request.index] = await one(request)
+            position, request = pending.pop()
+            results[position] = await one(request)
 
     start = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(concurrency)))
     wall = time.perf_counter() - start
-    return [results[r.index] for r in requests], wall
+    return [results[i] for i in range(len(requests))], wall

@@ -12,17 +12,32 @@ twice (`PANDAGPT_ENABLE_PREFIX_CACHING` true, then false), checks in the
 engine's start-up log that the setting took effect, and times the turns of a
 few conversations, each with a first-time image, over HTTP. On CPU vLLM's
 block is 128 tokens: no block is reused until a prompt passes 128 tokens.
+
+A section of `pandagpt bench run`, and on its own:
+
+    pandagpt bench multiturn --size small --out-dir artifacts/bench
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import json
 import re
 import statistics
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from bench.cli import standalone
+from bench.options import (
+    add_server_env_argument,
+    add_weights_arguments,
+    demo_weights,
+    server_settings,
+)
 from bench.service_path import ServiceClient
 from bench.workload import MediaItem as BenchMedia
 from bench.workload import content_part, fixture, unique_bytes
@@ -147,3 +162,35 @@ def render(fig: dict[str, Any]) -> list[str]:
     same = fig["rows"]["prefix_bit_identical"]
     lines.append(f"turn N−1's prompt rows a bit-identical prefix of turn N's: {all(same)} {same}")
     return lines
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_weights_arguments(p)
+    p.add_argument("--out-dir", type=Path, default=Path("artifacts/bench"))
+    p.add_argument("--conversations", type=int, default=4)
+    p.add_argument("--turns", type=int, default=8)
+    p.add_argument("--max-tokens", type=int, default=16)
+    add_server_env_argument(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Writes OUT_DIR/multiturn.json (the `multiturn` section of bench.json) and the table."""
+    figure = asyncio.run(
+        multiturn_figure(
+            demo_weights(args),
+            args.out_dir,
+            args.conversations,
+            args.turns,
+            args.max_tokens,
+            settings=server_settings(args),
+        )
+    )
+    out = args.out_dir / "multiturn.json"
+    out.write_text(json.dumps(figure, indent=2) + "\n")
+    print("\n".join(render(figure)))
+    print(f"\nwrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(standalone(sys.modules[__name__]))

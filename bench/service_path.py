@@ -1,16 +1,18 @@
-"""The service path: chat requests to `pandagpt serve`, over HTTP, streaming.
+"""The request layer: every benchmark's HTTP requests to `pandagpt serve`, and their timing.
 
-Every request streams (so TTFT is the arrival of the first chunk carrying
-text), greedy (temperature 0), with `ignore_eos` (a vLLM-named extension the
-API accepts) and `max_tokens`, so each reply is exactly that many tokens; the
-count is checked against `usage.completion_tokens`.
+Chat requests of the load levels stream (so TTFT is the arrival of the first
+chunk carrying text), greedy (temperature 0), with `ignore_eos` (a vLLM-named
+extension the API accepts) and `max_tokens`, so each reply is exactly that many
+tokens; the count is checked against `usage.completion_tokens`. `complete`
+(one non-streamed chat) and `respond` / `stream` on `/v1/responses` serve the
+structured-output and Responses benchmarks with the same connection pool.
 
-Two clients send the same requests: the official `openai` client, and a light
-one (aiohttp, server-sent events read line by line, each chunk parsed with the
-standard `json`), the default. The load generator runs on the same cores as
-the service, so what it spends the engine loses: per streamed token the
-`openai` client (httpx underneath, typed chunk objects) costs several times the
-CPU of the light one, and httpx alone about twice that of aiohttp, whose
+Two clients send the load levels' chats: the official `openai` client, and a
+light one (aiohttp, server-sent events read line by line, each chunk parsed
+with the standard `json`), the default. The load generator runs on the same
+cores as the service, so what it spends the engine loses: per streamed token
+the `openai` client (httpx underneath, typed chunk objects) costs several times
+the CPU of the light one, and httpx alone about twice that of aiohttp, whose
 response parser is in C (`pandagpt bench` reports the share per level).
 """
 
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -25,6 +29,35 @@ from openai import AsyncOpenAI
 
 from bench.load import RequestResult
 from bench.workload import BenchRequest
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """One streamed reply: seconds from the send to the first text and to the end."""
+
+    ttft_s: float
+    e2e_s: float
+    text: str
+    completion_tokens: int  # from the usage the stream reported (0: none reported)
+
+
+def chat_text(chunk: dict[str, Any]) -> str | None:
+    choices = chunk.get("choices")
+    return choices[0].get("delta", {}).get("content") if choices else None
+
+
+def responses_text(event: dict[str, Any]) -> str | None:
+    return event.get("delta") if event.get("type") == "response.output_text.delta" else None
+
+
+def output_text(response: dict[str, Any]) -> str:
+    """A Responses API object's text (what the SDK's `output_text` joins)."""
+    return "".join(
+        part.get("text", "")
+        for item in response.get("output", [])
+        for part in item.get("content", [])
+        if part.get("type") == "output_text"
+    )
 
 
 class ServiceClient:
@@ -56,13 +89,37 @@ class ServiceClient:
         if self._http is not None:
             await self._http.close()
 
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            raise RuntimeError("ServiceClient.start() was not awaited")
+        return self._http
+
     async def chat(
         self, messages: list[dict[str, Any]], max_tokens: int | None = None
     ) -> tuple[float, float, int, str]:
         """(ttft_s, e2e_s, completion tokens, text) of one streamed, fixed-length reply."""
         wanted = max_tokens or self.max_tokens
         if self.light:
-            return await self._chat_light(messages, wanted)
+            body = {
+                "model": self.model,
+                "messages": messages,
+                "max_tokens": wanted,
+                "temperature": 0.0,
+                "stream": True,
+                "stream_options": {"include_usage": True},
+                "ignore_eos": True,
+            }
+            reply = await self.stream("/v1/chat/completions", body, chat_text)
+        else:
+            reply = await self._chat_openai(messages, wanted)
+        if reply.completion_tokens != wanted:
+            raise RuntimeError(
+                f"service generated {reply.completion_tokens} tokens, wanted {wanted}"
+            )
+        return reply.ttft_s, reply.e2e_s, reply.completion_tokens, reply.text
+
+    async def _chat_openai(self, messages: list[dict[str, Any]], wanted: int) -> Streamed:
         start = time.perf_counter()
         ttft: float | None = None
         text: list[str] = []
@@ -84,47 +141,49 @@ class ServiceClient:
             if chunk.usage is not None:
                 tokens = chunk.usage.completion_tokens
         e2e = time.perf_counter() - start
-        if tokens != wanted:
-            raise RuntimeError(f"service generated {tokens} tokens, wanted {wanted}")
-        return (ttft if ttft is not None else e2e), e2e, tokens, "".join(text)
+        return Streamed(ttft if ttft is not None else e2e, e2e, "".join(text), tokens)
 
-    async def _chat_light(
-        self, messages: list[dict[str, Any]], wanted: int
-    ) -> tuple[float, float, int, str]:
-        body = {
-            "model": self.model,
-            "messages": messages,
-            "max_tokens": wanted,
-            "temperature": 0.0,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-            "ignore_eos": True,
-        }
+    async def stream(
+        self, path: str, body: dict[str, Any], text_of: Callable[[dict[str, Any]], str | None]
+    ) -> Streamed:
+        """POST `body` and read its server-sent events to the end; `text_of` picks the text
+        out of one event (chat chunk or Responses event). The clock starts before the send:
+        the reply's headers wait for the first token."""
         start = time.perf_counter()
         ttft: float | None = None
         text: list[str] = []
         tokens = 0
-        if self._http is None:
-            raise RuntimeError("ServiceClient.start() was not awaited")
-        async with self._http.post("/v1/chat/completions", json=body) as response:
+        async with self.http.post(path, json=body) as response:
             response.raise_for_status()
             async for line in response.content:  # one server-sent-event line each
                 if not line.startswith(b"data: ") or line.startswith(b"data: [DONE]"):
                     continue
-                chunk = json.loads(line[6:])
-                if "error" in chunk:
-                    raise RuntimeError(f"service error: {chunk['error']}")
-                choices = chunk.get("choices")
-                if choices and (content := choices[0].get("delta", {}).get("content")):
+                event = json.loads(line[6:])
+                if "error" in event and event.get("type", "error") == "error":
+                    raise RuntimeError(f"service error: {event['error']}")
+                if content := text_of(event):
                     if ttft is None:
                         ttft = time.perf_counter() - start
                     text.append(content)
-                if chunk.get("usage"):
-                    tokens = chunk["usage"]["completion_tokens"]
+                if usage := event.get("usage"):
+                    tokens = usage["completion_tokens"]
         e2e = time.perf_counter() - start
-        if tokens != wanted:
-            raise RuntimeError(f"service generated {tokens} tokens, wanted {wanted}")
-        return (ttft if ttft is not None else e2e), e2e, tokens, "".join(text)
+        return Streamed(ttft if ttft is not None else e2e, e2e, "".join(text), tokens)
+
+    async def complete(self, body: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+        """One chat completion, not streamed: (seconds send → whole reply, the reply)."""
+        return await self.post("/v1/chat/completions", {"model": self.model, **body})
+
+    async def respond(self, body: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+        """One `/v1/responses` call, not streamed: (seconds, the Response object)."""
+        return await self.post("/v1/responses", {"model": self.model, **body})
+
+    async def post(self, path: str, body: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+        start = time.perf_counter()
+        async with self.http.post(path, json=body) as response:
+            response.raise_for_status()
+            reply: dict[str, Any] = await response.json()
+        return time.perf_counter() - start, reply
 
     async def one(self, request: BenchRequest) -> RequestResult:
         ttft, e2e, tokens, text = await self.chat(request.messages())

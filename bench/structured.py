@@ -1,15 +1,16 @@
 """What a grammar costs: throughput with a `json_schema` constraint against free text
 at a fixed concurrency, and the schema compile time for a typical and a large schema.
 
-    python -m bench.structured --size small --concurrency 32 --requests 64
+    pandagpt bench structured --size small --concurrency 32 --requests 64
 
 Throughput: `pandagpt serve` on demo weights (bench/server.py), text-only chats,
-non-streaming, `max_tokens` each. Free text runs with `ignore_eos` (fixed length);
-the constrained run uses a schema no reply can finish within `max_tokens` (an
-array of at least `max_tokens` small objects), so every token of both runs is
-generated, the constrained ones under the grammar's mask: the same work but the
-grammar. Compile time: the worker's own pre-compile (service/worker/grammar.py,
-xgrammar, the served tokenizer), first compile (cold) and a repeat (its cache).
+non-streaming (bench/service_path.py), `max_tokens` each. Free text runs
+with `ignore_eos` (fixed length); the constrained run uses a schema no reply can
+finish within `max_tokens` (an array of at least `max_tokens` small objects), so
+every token of both runs is generated, the constrained ones under the grammar's
+mask: the same work but the grammar. Compile time: the worker's own pre-compile
+(service/worker/grammar.py, xgrammar, the served tokenizer), first compile (cold)
+and a repeat (its cache).
 """
 
 from __future__ import annotations
@@ -18,13 +19,16 @@ import argparse
 import asyncio
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from bench.cli import standalone
+from bench.load import run_level
+from bench.options import add_weights_arguments, demo_weights
 from bench.server import running_service
+from bench.service_path import ServiceClient
 
 ITEM = {
     "type": "object",
@@ -103,49 +107,33 @@ async def level(
         }
     else:
         body["ignore_eos"] = True
-    latencies: list[float] = []
-    tokens = 0
-    async with httpx.AsyncClient(base_url=f"{url}/v1", timeout=600) as client:
-        pending = list(range(requests))
-
-        async def worker() -> None:
-            nonlocal tokens
-            while pending:
-                pending.pop()
-                start = time.perf_counter()
-                response = await client.post("/chat/completions", json=body)
-                response.raise_for_status()
-                latencies.append(time.perf_counter() - start)
-                tokens += response.json()["usage"]["completion_tokens"]
-
-        start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        wall = time.perf_counter() - start
+    client = ServiceClient(url, max_tokens)
+    try:
+        await client.start()
+        replies, wall = await run_level([body] * requests, concurrency, client.complete)
+    finally:
+        await client.aclose()
+    tokens = sum(reply["usage"]["completion_tokens"] for _, reply in replies)
     return {
         "constrained": constrained,
         "requests": requests,
         "wall_s": wall,
         "requests_per_s": requests / wall,
         "tokens_per_s": tokens / wall,
-        "e2e_p50_s": statistics.median(latencies),
+        "e2e_p50_s": statistics.median(e2e for e2e, _ in replies),
     }
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(
-        prog="python -m bench.structured", description=__doc__.splitlines()[0]
-    )
-    p.add_argument("--size", choices=["tiny", "small"], default="small")
-    p.add_argument("--weights-dir", type=Path, default=None, help="default .cache/bench-<size>")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_weights_arguments(p)
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--requests", type=int, default=64)
     p.add_argument("--max-tokens", type=int, default=32)
     p.add_argument("--out", type=Path, default=Path("artifacts/bench/structured.json"))
-    args = p.parse_args()
-    root = args.weights_dir or Path(f".cache/bench-{args.size}")
-    from service.weights.demo import make_demo_weights
 
-    model_dir = make_demo_weights(root, seed=0, size=args.size)  # reused when current
+
+def run(args: argparse.Namespace) -> int:
+    model_dir = demo_weights(args)
     result: dict[str, Any] = {"size": args.size, "compile": compile_times(model_dir)}
     log = args.out.parent / "structured-serve.log"
     with running_service(model_dir, log, {"PANDAGPT_MAX_NUM_SEQS": str(args.concurrency)}) as url:
@@ -161,7 +149,8 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(standalone(sys.modules[__name__]))

@@ -74,8 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--cache-dir", type=Path, default=Path("~/.cache/pandagpt").expanduser())
     fetch.add_argument("--skip-imagebind", action="store_true")
 
-    bench = commands.add_parser("bench", help="benchmarks against the reference path")
-    bench.add_argument("rest", nargs=argparse.REMAINDER)
+    bench = commands.add_parser(
+        "bench", help="benchmarks: run (the default), media, flood, … (`pandagpt bench --help`)"
+    )
+    bench.add_argument("rest", nargs=argparse.REMAINDER)  # parsed by bench/cli.py
     add_batch_parsers(commands)
     return parser
 

@@ -1,4 +1,4 @@
-"""`pandagpt bench` in miniature: both paths run, agree token for token, and report.
+"""`pandagpt bench run` in miniature: both paths run, agree token for token, and report.
 
 Tiny demo weights, two concurrency levels, a few requests: it checks that the
 service (over HTTP, float32) and the reference PandaGPT path (transformers +
@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import build_parser, run
+from bench.cli import build_parser
+from bench.full import measure
 
 pytestmark = pytest.mark.slow
 
@@ -27,8 +28,9 @@ def weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_bench_smoke(tmp_path: Path, weights_dir: Path) -> None:
-    args: argparse.Namespace = build_parser().parse_args(
+    args: argparse.Namespace = build_parser(["run"]).parse_args(
         [
+            "run",
             "--size=tiny",
             f"--weights-dir={weights_dir}",
             f"--out-dir={tmp_path / 'out'}",
@@ -46,7 +48,7 @@ def test_bench_smoke(tmp_path: Path, weights_dir: Path) -> None:
             "--server-env=PANDAGPT_ENFORCE_EAGER=true",  # no torch.compile: a faster start
         ]
     )
-    report = run(args)
+    report = measure(args)
 
     for level, same in report["same_text"].items():
         assert same["compared"] == 6, level
@@ -73,11 +75,11 @@ def test_bench_smoke(tmp_path: Path, weights_dir: Path) -> None:
 def test_engine_ceiling_smoke(
     tmp_path: Path, weights_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bench.ceiling import main
+    from bench.cli import main
 
     monkeypatch.setenv("PANDAGPT_ENFORCE_EAGER", "true")
     out = tmp_path / "ceiling.json"
-    argv = ["--size=tiny", f"--weights-dir={weights_dir}", "--concurrency=1,3"]
+    argv = ["ceiling", "--size=tiny", f"--weights-dir={weights_dir}", "--concurrency=1,3"]
     argv += ["--max-tokens=6", "--trials=2", f"--out={out}"]
     assert main(argv) == 0
     report = json.loads(out.read_text())

@@ -19,7 +19,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from bench.reference_pandagpt import ReferencePandaGPT
+from reference.pandagpt import ReferencePandaGPT
 from service.config import Settings
 from service.contract import OutputConstraint, SamplingSettings
 from service.worker.engine import LLMEngine

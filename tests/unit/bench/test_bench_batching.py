@@ -1,16 +1,28 @@
-"""bench/gpu_batching.py (and the shared bench/batching.py) end to end on CPU, tiny config."""
+"""`pandagpt bench gpu batching` (bench/gpu_batching.py, bench/batching.py) on CPU, tiny config."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from bench.gpu_batching import main
+from bench.cli import main
 
 
 def test_quick_run_compares_both_settings_and_writes_json(tmp_path: Path, capsys) -> None:
     out = tmp_path / "batching.json"
-    argv = ["--device", "cpu", "--dtype", "fp32", "--quick", "--rounds", "2", "--trials", "1"]
+    argv = [
+        "gpu",
+        "batching",
+        "--device",
+        "cpu",
+        "--dtype",
+        "fp32",
+        "--quick",
+        "--rounds",
+        "2",
+        "--trials",
+        "1",
+    ]
     assert main([*argv, "--concurrency", "6", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["device"] == "cpu" and report["config"] == "tiny"

@@ -1,16 +1,16 @@
-"""bench/encoder.py runs end to end in --quick mode on CPU (no timing asserts)."""
+"""`pandagpt bench encoder` runs end to end in --quick mode on CPU (no timing asserts)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from bench.encoder import main
+from bench.cli import main
 
 
 def test_quick_run_writes_json(tmp_path: Path, capsys) -> None:
     out = tmp_path / "bench.json"
-    assert main(["--quick", "--device", "cpu", "--out", str(out)]) == 0
+    assert main(["encoder", "--quick", "--device", "cpu", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     rows = {(r["path"], r["batch"], r["mode"]): r for r in report["rows"]}
     assert {("vision", 1, "eager"), ("audio", 2, "eager"), ("video", 1, "eager")} <= set(rows)

@@ -1,7 +1,7 @@
 """An independent PandaGPT language side, the way the original code ran it.
 
-Used by the parity tests (tests/parity) and as the benchmark's reference path
-(bench/reference_path.py): moved here from tests/parity/reference_pandagpt.py.
+The oracle of the parity tests (tests/parity) and the language side of the
+benchmark's reference path (reference/path.py).
 
 Loads the UNCONVERTED sources: the base Vicuna with transformers, peft's LoRA
 (r 32, alpha 32, q/k/v/o) wrapped around it, and the delta loaded into a
@@ -102,17 +102,8 @@ class ReferencePandaGPT(torch.nn.Module):
     def generate_ids(self, inputs_embeds: torch.Tensor, max_new_tokens: int = 32) -> list[int]:
         """Greedy token ids, cut the way a `###`/EOS stop cuts them (see `cut_at_stop`)."""
         eos = self.tokenizer.eos_token_id
-        out = self.llama_model.generate(
-            inputs_embeds=inputs_embeds,
-            attention_mask=torch.ones(
-                inputs_embeds.shape[:2], dtype=torch.long, device=self.device
-            ),
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            eos_token_id=eos,
-            pad_token_id=eos,
-        )
-        return cut_at_stop(self.tokenizer, out[0].tolist(), eos)
+        ids = self._greedy(inputs_embeds, max_new_tokens, eos_token_id=eos)
+        return cut_at_stop(self.tokenizer, ids, eos)
 
     @torch.no_grad()
     def generate_fixed(self, inputs_embeds: torch.Tensor, num_tokens: int) -> TimedIds:
@@ -123,23 +114,32 @@ class ReferencePandaGPT(torch.nn.Module):
         pick the runner-up where vLLM's `ignore_eos` emits EOS and goes on; here
         no EOS is set, generation never stops early and the ids stay comparable.
         """
-        eos = self.tokenizer.eos_token_id
         streamer = _TimingStreamer()
+        ids = self._greedy(inputs_embeds, num_tokens, eos_token_id=None, streamer=streamer)
+        if len(ids) != num_tokens:
+            raise RuntimeError(f"reference generated {len(ids)} ids, wanted {num_tokens}")
+        return TimedIds(ids, streamer.token_times)
+
+    def _greedy(
+        self,
+        inputs_embeds: torch.Tensor,
+        max_new_tokens: int,
+        eos_token_id: int | None,
+        streamer: BaseStreamer | None = None,
+    ) -> list[int]:
+        """New ids of one greedy `generate(inputs_embeds=…)`, no padding (one sequence)."""
         out = self.llama_model.generate(
             inputs_embeds=inputs_embeds,
             attention_mask=torch.ones(
                 inputs_embeds.shape[:2], dtype=torch.long, device=self.device
             ),
-            max_new_tokens=num_tokens,
+            max_new_tokens=max_new_tokens,
             do_sample=False,
-            eos_token_id=None,
-            pad_token_id=eos,
+            eos_token_id=eos_token_id,
+            pad_token_id=self.tokenizer.eos_token_id,
             streamer=streamer,
         )
-        ids = out[0].tolist()
-        if len(ids) != num_tokens:
-            raise RuntimeError(f"reference generated {len(ids)} ids, wanted {num_tokens}")
-        return TimedIds(ids, streamer.token_times)
+        return list(out[0].tolist())
 
 
 class _TimingStreamer(BaseStreamer):
