@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.utils.processes import make_demo_weights
+from harness.processes import make_demo_weights
 
 
 @pytest.fixture(scope="session")

@@ -26,18 +26,10 @@ import httpx
 import pytest
 from PIL import Image
 
+from harness.probes import metric, metric_value, metrics_text, wait_until_idle
+from harness.processes import PANDAGPT, REPO_ROOT, Process, base_env, free_port, start_pandagpt
 from tests.utils.gate import gated_media
 from tests.utils.media import MEDIA_DIR
-from tests.utils.processes import (
-    PANDAGPT,
-    REPO_ROOT,
-    Process,
-    base_env,
-    free_port,
-    metric_value,
-    start_pandagpt,
-)
-from tests.utils.readiness import metric, metrics_text, wait_until_idle
 
 pytestmark = pytest.mark.slow
 

@@ -15,17 +15,11 @@ import httpx
 import openai
 import pytest
 
+from harness.local_servers import media_server
+from harness.probes import engine_running, metric_value, metrics_text, wait_until_idle
+from harness.processes import Process, base_env, free_port, start_pandagpt
 from tests.e2e import structured
 from tests.utils.media import audio_part, data_url, image_part, url_part, user
-from tests.utils.processes import (
-    Process,
-    base_env,
-    free_port,
-    media_server,
-    metric_value,
-    start_pandagpt,
-)
-from tests.utils.readiness import engine_running, metrics_text, wait_until_idle
 
 pytestmark = pytest.mark.slow
 

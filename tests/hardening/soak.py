@@ -32,11 +32,12 @@ if __package__ in (None, ""):  # run as a file: make `tests.*` importable
 
 import httpx
 
-from tests.hardening.harness import Split, children, fd_count, rss_bytes, split_deployment
+from harness.deployments import Split, split_deployment
+from harness.probes import readiness
+from harness.proc_figures import children, fd_count, rss_bytes
+from harness.processes import PANDAGPT, Process, base_env
 from tests.utils.media import data_url
 from tests.utils.media_bytes import png
-from tests.utils.processes import PANDAGPT, Process, base_env
-from tests.utils.readiness import readiness
 
 RSS_GROWTH_LIMIT = 0.10
 FD_SLACK = 8  # pooled keep-alive sockets may differ by a few between two samples

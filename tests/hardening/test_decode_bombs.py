@@ -30,8 +30,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.flood import HealthWatch, ask, bomb_parts, photo_part
-from tests.hardening.harness import proc_status_kib, serve_all_in_one, split_deployment
+from harness.bomb_requests import ask, bomb_parts, photo_part
+from harness.deployments import serve_all_in_one, split_deployment
+from harness.probes import HealthWatch
+from harness.proc_figures import proc_status_kib
 
 pytestmark = pytest.mark.slow
 

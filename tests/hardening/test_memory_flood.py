@@ -30,9 +30,10 @@ import httpx
 import pytest
 from PIL import Image
 
-from bench.flood import HealthWatch
-from tests.hardening.harness import proc_status_kib, serve_all_in_one, split_deployment
-from tests.utils.processes import media_server, metric_value
+from harness.deployments import serve_all_in_one, split_deployment
+from harness.local_servers import media_server
+from harness.probes import HealthWatch, metric_value
+from harness.proc_figures import proc_status_kib
 
 pytestmark = pytest.mark.slow
 
