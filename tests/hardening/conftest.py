@@ -67,8 +67,8 @@ def hardening_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, hardening_logs: Path) -> Path:
-    return make_demo_weights(tmp_path_factory.mktemp("demo-tiny"), hardening_logs)
+def tiny_model_dir(demo_model_dir: Path) -> Path:
+    return demo_model_dir  # the suite's (tests/conftest.py)
 
 
 @pytest.fixture(scope="session")
