@@ -37,23 +37,16 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from bench.cpu import process_tree_cpu
 from harness.bomb_requests import ask, bomb_parts, photo_part
-from harness.deployments import serve_all_in_one, split_deployment
+from harness.deployments import Front, serve_or_split
 from harness.probes import HealthWatch
+from harness.proc_figures import proc_status_kib
 from harness.processes import make_demo_weights
-
-
-def rss_kib(pid: int, field_name: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field_name + ":"):
-            return int(line.split()[1])
-    return 0
 
 
 def ensure_demo_weights(root: Path, logs: Path) -> Path:
@@ -61,13 +54,6 @@ def ensure_demo_weights(root: Path, logs: Path) -> Path:
     if not (model / "pandagpt.json").exists():
         make_demo_weights(root, logs)
     return model
-
-
-@dataclass(frozen=True)
-class Server:
-    name: str
-    url: str
-    pid: int
 
 
 def flood_body(model: str, image_mb: float) -> bytes:
@@ -108,22 +94,12 @@ def loop_lag(url: str) -> float | None:
 @contextlib.contextmanager
 def started_deployment(
     args: argparse.Namespace, logs: Path, model_dir: Path, env: dict[str, str]
-) -> Iterator[list[Server]]:
-    """The front server first (serve, or the gateway), then the worker in split mode."""
-    if args.mode == "serve":
-        with serve_all_in_one(model_dir, logs, "serve", env) as served:
-            yield [Server("serve", served.url, served.pid)]
-        return
-    token = {"PANDAGPT_WORKER_TOKEN": "flood-token-0123456789"}
-    with split_deployment(
-        model_dir,
-        logs,
-        workers=1,
-        worker_env={**env, **token},
-        gateway_env={**env, **token},
-        cache=False,  # every request must reach the decoder: no feature cache
-    ) as split:
-        yield [Server(name, url, split.procs[name].pid) for name, url in split.urls().items()]
+) -> Iterator[Front]:
+    """`serve`, or split mode: one gateway (the front) and one worker."""
+    token = {"PANDAGPT_WORKER_TOKEN": "flood-token-0123456789"} if args.mode == "split" else {}
+    # no feature cache in split mode either: every request must reach the decoder
+    with serve_or_split(args.mode, model_dir, logs, {**env, **token}, cache=False) as front:
+        yield front
 
 
 def run(args: argparse.Namespace) -> dict[str, object]:
@@ -137,13 +113,12 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "PANDAGPT_REQUEST_TIMEOUT_S": "600",
         **dict(item.split("=", 1) for item in args.env),
     }
-    with started_deployment(args, logs, model_dir, env) as servers:
-        front = servers[0]
+    with started_deployment(args, logs, model_dir, env) as front:
         model = httpx.get(f"{front.url}/v1/models", timeout=30).json()["data"][0]["id"]
         if args.bombs:
-            return {"mode": args.mode, "bombs": args.bombs, **run_bombs(args, servers, model)}
+            return {"mode": args.mode, "bombs": args.bombs, **run_bombs(args, front, model)}
         body = flood_body(model, args.image_mb)
-        before = {s.name: rss_kib(s.pid, "VmRSS") for s in servers}
+        before = {n: proc_status_kib(pid, "VmRSS") for n, pid in front.pids.items()}
         watch = HealthWatch(front.url)
         watcher = threading.Thread(target=watch.run, daemon=True)
         watcher.start()
@@ -152,8 +127,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         watch.stop.set()
         watcher.join()
         time.sleep(2)  # let the allocator give back what it will
-        peak = {s.name: rss_kib(s.pid, "VmHWM") for s in servers}
-        after = {s.name: rss_kib(s.pid, "VmRSS") for s in servers}
+        peak = {n: proc_status_kib(pid, "VmHWM") for n, pid in front.pids.items()}
+        after = {n: proc_status_kib(pid, "VmRSS") for n, pid in front.pids.items()}
         in_flight_bytes = len(body) * args.requests
         result: dict[str, object] = {
             "mode": args.mode,
@@ -168,7 +143,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             },
             "slowest_health_s": round(watch.slowest_s, 3),
             "health_failures": len(watch.failures),
-            "event_loop_lag_max_s": {s.name: loop_lag(s.url) for s in servers},
+            "event_loop_lag_max_s": {n: loop_lag(url) for n, url in front.urls.items()},
             "valid_request_after": valid_request(front.url, model),
         }
         return result
@@ -182,8 +157,7 @@ def valid_request(url: str, model: str) -> int:
     ).status_code
 
 
-def run_bombs(args: argparse.Namespace, servers: list[Server], model: str) -> dict[str, object]:
-    front = servers[0]
+def run_bombs(args: argparse.Namespace, front: Front, model: str) -> dict[str, object]:
     parts = bomb_parts(args.bombs, args.requests + 1)
 
     async def measure() -> dict[str, object]:
@@ -191,10 +165,10 @@ def run_bombs(args: argparse.Namespace, servers: list[Server], model: str) -> di
         async with httpx.AsyncClient(base_url=front.url, timeout=600, limits=limits) as client:
             await ask(client, model, parts[-1])  # first-use costs are not the flood's
             alone = [(await ask(client, model, photo_part(seed)))[1] for seed in range(3)]
-            for server in servers:
-                Path(f"/proc/{server.pid}/clear_refs").write_text("5")  # VmHWM := VmRSS
-            before = {s.name: rss_kib(s.pid, "VmRSS") for s in servers}
-            cpu_before = sum(sum(process_tree_cpu(s.pid).values()) for s in servers)
+            for pid in front.pids.values():
+                Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS
+            before = {n: proc_status_kib(pid, "VmRSS") for n, pid in front.pids.items()}
+            cpu_before = sum(sum(process_tree_cpu(pid).values()) for pid in front.pids.values())
 
             async def image_meanwhile() -> tuple[str, float]:
                 await asyncio.sleep(0.3)
@@ -205,8 +179,10 @@ def run_bombs(args: argparse.Namespace, servers: list[Server], model: str) -> di
             answers = await asyncio.gather(*(ask(client, model, p) for p in parts[:-1]))
             image = await image_task
             wall = time.perf_counter() - start
-            cpu = sum(sum(process_tree_cpu(s.pid).values()) for s in servers) - cpu_before
-            peak = {s.name: rss_kib(s.pid, "VmHWM") for s in servers}
+            cpu = (
+                sum(sum(process_tree_cpu(pid).values()) for pid in front.pids.values()) - cpu_before
+            )
+            peak = {n: proc_status_kib(pid, "VmHWM") for n, pid in front.pids.items()}
             times = sorted(seconds for _, seconds in answers)
             alone_s = sorted(alone)[1]
             return {

@@ -32,14 +32,10 @@ class Service:
 
 @contextlib.contextmanager
 def running_service(
-    model_dir: Path,
-    log_path: Path,
-    settings: Mapping[str, str] | None = None,
-    timeout_s: float = 300.0,
-    root: Path = REPO_ROOT,
+    model_dir: Path, log_path: Path, settings: Mapping[str, str] | None = None
 ) -> Iterator[str]:
     """`pandagpt serve --model-dir model_dir` on a free port; yields its base URL."""
-    with started_service(model_dir, log_path, settings, timeout_s, root) as service:
+    with started_service(model_dir, log_path, settings) as service:
         yield service.url
 
 

@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.processes import (
     REPO_ROOT,
@@ -46,36 +47,33 @@ class Served:
 
 @contextlib.contextmanager
 def serve_all_in_one(
-    model_dir: Path,
+    model_dir: Path | None,
     log_dir: Path,
     name: str = "serve",
     env: Mapping[str, str] | None = None,
     *,
-    args: Sequence[str] = (),
     timeout: float = WORKER_READY_S,
+    stop_timeout: float = 30.0,
     root: Path = REPO_ROOT,
 ) -> Iterator[Served]:
-    """`pandagpt serve --model-dir model_dir` with `env` on a clean environment.
+    """`pandagpt serve --model-dir model_dir` with `env` on a clean environment; with no
+    `model_dir`, `serve` finds (or makes) demo weights in PANDAGPT_DEMO_DIR.
 
     `root`: the source tree the service runs from (another checkout, e.g. the
-    previous commit, goes first on PYTHONPATH so that its packages shadow these)."""
+    previous commit, goes first on PYTHONPATH so that its packages shadow these).
+    After the block, `proc.popen.returncode` says how it took SIGTERM."""
     port = free_port()
     settings = base_env(PANDAGPT_HOST="127.0.0.1", PANDAGPT_MAX_MODEL_LEN="1024", **dict(env or {}))
     if root != REPO_ROOT:
         settings["PYTHONPATH"] = ":".join(p for p in (str(root), settings.get("PYTHONPATH")) if p)
+    args = ["serve"] if model_dir is None else ["serve", "--model-dir", str(model_dir.resolve())]
     proc = start_pandagpt(
-        name,
-        ["serve", "--model-dir", str(model_dir.resolve()), *args],
-        port=port,
-        env=settings,
-        log_dir=log_dir,
-        timeout=timeout,
-        cwd=root,
+        name, args, port=port, env=settings, log_dir=log_dir, timeout=timeout, cwd=root
     )
     try:
         yield Served(local_url(port), proc)
     finally:
-        proc.stop(timeout=30)
+        proc.stop(timeout=stop_timeout)
 
 
 @dataclass(frozen=True)
@@ -222,3 +220,36 @@ def split_deployment(
         yield split
     finally:
         split.stop()
+
+
+@dataclass
+class Front:
+    """A deployment as a client and a meter see it: the URL to send to, and every server."""
+
+    url: str
+    urls: dict[str, str]  # name -> base URL (its /metrics), the front first
+    pids: dict[str, int]  # name -> process id (its memory, its CPU)
+
+
+@contextlib.contextmanager
+def serve_or_split(
+    mode: str,
+    model_dir: Path,
+    log_dir: Path,
+    env: Mapping[str, str],
+    *,
+    name: str = "serve",
+    **split_options: Any,
+) -> Iterator[Front]:
+    """`serve` (named `name`) alone, or `split`: one worker behind one gateway, both given
+    `env`, and `split_options` for `split_deployment`."""
+    if mode == "serve":
+        with serve_all_in_one(model_dir, log_dir, name, env) as served:
+            yield Front(served.url, {"serve": served.url}, {"serve": served.pid})
+        return
+    if mode != "split":
+        raise ValueError(f"mode {mode!r}: serve or split")
+    with split_deployment(
+        model_dir, log_dir, workers=1, worker_env=env, gateway_env=env, **split_options
+    ) as split:
+        yield Front(split.gateway, split.urls(), split.pids())

@@ -1,5 +1,6 @@
 """Writing media with PyAV: video from RGB frames, audio from samples, any codec and
-container, into bytes in memory (tests and benchmarks download nothing).
+container, into bytes in memory (tests and benchmarks download nothing); and an
+audio track copied into another container.
 
 Both writers take a sequence or a generator, so a long clip need not be held at
 once: frames are encoded as they come, then the encoder is flushed.
@@ -94,6 +95,20 @@ def write_audio(
         for packet in stream.encode(None):
             out.mux(packet)
     return buffer.getvalue()
+
+
+def remux_audio(data: bytes, container: str) -> bytes:
+    """The audio track of `data`, packets copied as they are into a new `container`."""
+    out = io.BytesIO()
+    with av.open(io.BytesIO(data), "r") as src, av.open(out, "w", format=container) as dst:
+        in_stream = src.streams.audio[0]
+        stream = dst.add_stream_from_template(in_stream)
+        for packet in src.demux(in_stream):
+            if packet.dts is None:  # the demuxer's empty flush packet
+                continue
+            packet.stream = stream
+            dst.mux(packet)
+    return out.getvalue()
 
 
 def _chunks(samples: np.ndarray, size: int) -> Iterable[np.ndarray]:

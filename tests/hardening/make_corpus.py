@@ -35,31 +35,12 @@ import av
 import numpy as np
 from PIL import Image
 
+from encoders.media.sniff import MIME_TYPES
 from harness.bombs import jpeg2000_video, long_gop_video, silent_audio
-from harness.media import write_audio, write_video
+from harness.media import remux_audio, write_audio, write_video
 
-# data: URL media types per format (what a client would honestly declare).
-MIME = {
-    "png": "image/png",
-    "jpeg": "image/jpeg",
-    "gif": "image/gif",
-    "webp": "image/webp",
-    "bmp": "image/bmp",
-    "tiff": "image/tiff",
-    "wav": "audio/wav",
-    "flac": "audio/flac",
-    "mp3": "audio/mpeg",
-    "ogg": "audio/ogg",
-    "m4a": "audio/mp4",
-    "aac": "audio/aac",
-    "mp4": "video/mp4",
-    "mov": "video/quicktime",
-    "mkv": "video/x-matroska",
-    "webm": "video/webm",
-    "avi": "video/x-msvideo",
-    "npy": "application/x-npy",
-    "csv": "text/csv",
-}
+# data: URL media types per format (what a client would honestly declare)
+MIME = MIME_TYPES
 IMAGE_FORMATS = ("png", "jpeg", "gif", "webp", "bmp", "tiff")
 AUDIO_FORMATS = ("wav", "flac", "mp3", "ogg", "m4a")
 VIDEO_FORMATS = ("mp4", "mov", "mkv", "webm", "avi")
@@ -442,31 +423,11 @@ def hour_flac() -> bytes:
 
 
 def audio_only_mp4() -> bytes:
-    out = io.BytesIO()
-    data = audio_seed("m4a")
-    with av.open(io.BytesIO(data), "r") as src, av.open(out, "w", format="mp4") as dst:
-        in_stream = src.streams.audio[0]
-        stream = dst.add_stream_from_template(in_stream)
-        for packet in src.demux(in_stream):
-            if packet.dts is None:
-                continue
-            packet.stream = stream
-            dst.mux(packet)
-    return out.getvalue()
+    return remux_audio(audio_seed("m4a"), "mp4")
 
 
 def audio_only_mkv() -> bytes:
-    out = io.BytesIO()
-    ogg = io.BytesIO(audio_seed("ogg"))
-    with av.open(ogg, "r") as src, av.open(out, "w", format="matroska") as dst:
-        in_stream = src.streams.audio[0]
-        stream = dst.add_stream_from_template(in_stream)
-        for packet in src.demux(in_stream):
-            if packet.dts is None:
-                continue
-            packet.stream = stream
-            dst.mux(packet)
-    return out.getvalue()
+    return remux_audio(audio_seed("ogg"), "matroska")
 
 
 def patch_mp4_dims(data: bytes) -> bytes:
