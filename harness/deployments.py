@@ -3,7 +3,8 @@ workers, gateways), each started the way users run it and stopped on exit.
 
 Settings go in as `PANDAGPT_*` variables on top of a clean environment, the path
 a real deployment takes. Workers start all at once and are awaited after, since
-vLLM's start-up dominates; the gateways start once every worker is ready.
+vLLM's start-up dominates; the gateways start (all at once too) once every worker
+is ready, since a gateway polls its workers from its first second.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ from harness.processes import (
 
 WORKER_READY_S = 300.0  # a worker's engine start on two shared cores
 GATEWAY_READY_S = 60.0
+# Every server: loopback only, and a short context (the demo weights' tests need no more).
+# Settings given by a caller override these.
+LOOPBACK_1024 = {"PANDAGPT_HOST": "127.0.0.1", "PANDAGPT_MAX_MODEL_LEN": "1024"}
+# A gateway notices a worker back (or gone) within half a second, not the default's seconds.
+GATEWAY_DEFAULTS = {"PANDAGPT_HOST": "127.0.0.1", "PANDAGPT_WORKER_POLL_INTERVAL_S": "0.5"}
 
 
 def local_url(port: int) -> str:
@@ -63,7 +69,7 @@ def serve_all_in_one(
     previous commit, goes first on PYTHONPATH so that its packages shadow these).
     After the block, `proc.popen.returncode` says how it took SIGTERM."""
     port = free_port()
-    settings = base_env(PANDAGPT_HOST="127.0.0.1", PANDAGPT_MAX_MODEL_LEN="1024", **dict(env or {}))
+    settings = base_env(**{**LOOPBACK_1024, **(env or {})})
     if root != REPO_ROOT:
         settings["PYTHONPATH"] = ":".join(p for p in (str(root), settings.get("PYTHONPATH")) if p)
     args = ["serve"] if model_dir is None else ["serve", "--model-dir", str(model_dir.resolve())]
@@ -133,17 +139,21 @@ class Split:
         wait_ready(proc, self.ports[name], timeout)
         return proc
 
-    def start_gateway(self, name: str = "gateway", timeout: float = GATEWAY_READY_S) -> Process:
-        """(Re)start gateway `name` on its port and wait for it."""
-        proc = start_pandagpt(
+    def launch_gateway(self, name: str = "gateway") -> Process:
+        """(Re)start gateway `name` on its port without waiting for it."""
+        proc = launch_pandagpt(
             f"{self.prefix}{name}",
             self.gateway_argv,
             port=self.ports[name],
             env=self.gateway_env,
             log_dir=self.log_dir,
-            timeout=timeout,
         )
         self.procs[name] = proc
+        return proc
+
+    def start_gateway(self, name: str = "gateway", timeout: float = GATEWAY_READY_S) -> Process:
+        proc = self.launch_gateway(name)
+        wait_ready(proc, self.ports[name], timeout)
         return proc
 
     def stop(self) -> None:
@@ -183,15 +193,11 @@ def split_deployment(
         redis.start()
         redis_url = redis.url
     cache_env = {}
-    if redis_url:
+    if cache and redis_url:
         cache_env = {"PANDAGPT_REDIS_URL": redis_url, "PANDAGPT_CACHE_PREFIX": cache_prefix}
     worker_urls = {spec.name: local_url(free_port()) for spec in specs}
     common = base_env(
-        PANDAGPT_MODEL_DIR=str(model_dir),
-        **cache_env,
-        PANDAGPT_HOST="127.0.0.1",
-        PANDAGPT_MAX_MODEL_LEN="1024",
-        **dict(worker_env or {}),
+        **{"PANDAGPT_MODEL_DIR": str(model_dir), **cache_env, **LOOPBACK_1024, **(worker_env or {})}
     )
     split = Split(
         gateways={name: local_url(free_port()) for name in gateways},
@@ -204,19 +210,17 @@ def split_deployment(
         prefix=prefix,
         worker_envs={spec.name: {**common, **spec.env} for spec in specs},
         gateway_argv=["gateway", *[a for u in worker_urls.values() for a in ("--worker-url", u)]],
-        gateway_env=base_env(
-            PANDAGPT_WORKER_POLL_INTERVAL_S="0.5",
-            PANDAGPT_HOST="127.0.0.1",
-            **dict(gateway_env or {}),
-        ),
+        gateway_env=base_env(**{**GATEWAY_DEFAULTS, **(gateway_env or {})}),
     )
     try:
         for spec in specs:
             split.launch_worker(spec.name)
         for spec in specs:
             wait_ready(split.procs[spec.name], split.ports[spec.name], WORKER_READY_S)
+        for name in gateways:  # imports dominate a gateway's start: start all, then wait
+            split.launch_gateway(name)
         for name in gateways:
-            split.start_gateway(name)
+            wait_ready(split.procs[name], split.ports[name], GATEWAY_READY_S)
         yield split
     finally:
         split.stop()

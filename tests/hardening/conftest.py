@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from harness.deployments import Served, serve_all_in_one
-from harness.processes import Process, make_demo_weights
+from harness.processes import Process
 
 # pytest's `record_property` fixture (pytest exports no name for its type)
 RecordProperty = Callable[[str, object], None]
@@ -72,8 +72,11 @@ def tiny_model_dir(demo_model_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def small_model_dir(tmp_path_factory: pytest.TempPathFactory, hardening_logs: Path) -> Path:
-    return make_demo_weights(tmp_path_factory.mktemp("demo-small"), hardening_logs, "small")
+def small_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`pandagpt demo-weights --size small`, made in-process (no second torch import)."""
+    from service.weights.demo import make_demo_weights
+
+    return make_demo_weights(tmp_path_factory.mktemp("demo-small"), seed=0, size="small")
 
 
 @pytest.fixture(scope="package")
