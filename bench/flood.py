@@ -13,7 +13,7 @@ the peak bytes held per request byte.
     python -m bench.flood --mode split --requests 40 --image-mb 30
 
 Decode-bomb mode (``--bombs audio|video|codec``): N distinct small files that
-cost far more to decode than to send (``bench.bombs``) go out at once, and an
+cost far more to decode than to send (``harness.bombs``) go out at once, and an
 ordinary image request (a fresh 640×480 photo) is sent 0.3 s in. Reported
 besides the above: the answers, each bomb's answer time, the CPU seconds the
 server's processes spent, and the image's latency among the bombs against its
@@ -29,102 +29,31 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
-import os
 import random
-import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
-from bench import bombs as bomb_media
 from bench.cpu import process_tree_cpu
-from bench.server import free_port
-
-PANDAGPT = [sys.executable, "-m", "service.cli"]
-
-
-def rss_kib(pid: int, field_name: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field_name + ":"):
-            return int(line.split()[1])
-    return 0
+from harness.bomb_requests import ask, bomb_parts, photo_part
+from harness.deployments import Front, serve_or_split
+from harness.probes import HealthWatch
+from harness.proc_figures import proc_status_kib
+from harness.processes import make_demo_weights
 
 
-@dataclass
-class Server:
-    name: str
-    popen: subprocess.Popen[bytes]
-    url: str
-    log: Path
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(60)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-
-
-def start(name: str, argv: list[str], env: dict[str, str], port: int, logs: Path) -> Server:
-    log = logs / f"{name}.log"
-    popen = subprocess.Popen(
-        [*argv, "--port", str(port), "--host", "127.0.0.1"],
-        env={**os.environ, **env},
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    return Server(name, popen, f"http://127.0.0.1:{port}", log)
-
-
-def wait_ready(server: Server, timeout_s: float = 300.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.popen.poll() is not None:
-            raise RuntimeError(f"{server.name} exited:\n{server.log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{server.url}/health/ready", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"{server.name} not ready in {timeout_s}s")
-
-
-def ensure_demo_weights(root: Path) -> Path:
+def ensure_demo_weights(root: Path, logs: Path) -> Path:
     model = root / "model"
     if not (model / "pandagpt.json").exists():
-        subprocess.run([*PANDAGPT, "demo-weights", str(root)], check=True)
+        make_demo_weights(root, logs)
     return model
-
-
-@dataclass
-class HealthWatch:
-    """Polls /health/live from its own thread, timing every answer."""
-
-    url: str
-    slowest_s: float = 0.0
-    failures: list[str] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        with httpx.Client(timeout=30) as client:
-            while not self.stop.is_set():
-                start = time.perf_counter()
-                try:
-                    client.get(f"{self.url}/health/live").raise_for_status()
-                except httpx.HTTPError as exc:
-                    self.failures.append(repr(exc))
-                self.slowest_s = max(self.slowest_s, time.perf_counter() - start)
-                self.stop.wait(0.1)
 
 
 def flood_body(model: str, image_mb: float) -> bytes:
@@ -162,28 +91,21 @@ def loop_lag(url: str) -> float | None:
     return None
 
 
-def start_deployment(args: argparse.Namespace, logs: Path, env: dict[str, str]) -> list[Server]:
-    """The front server first (serve, or the gateway), then the worker in split mode."""
-    servers: list[Server] = []
-    if args.mode == "serve":
-        servers.append(start("serve", [*PANDAGPT, "serve"], env, free_port(), logs))
-    else:
-        token = {"PANDAGPT_WORKER_TOKEN": "flood-token-0123456789"}
-        worker = start("worker", [*PANDAGPT, "worker"], {**env, **token}, free_port(), logs)
-        servers.append(worker)
-        wait_ready(worker)
-        gateway_env = {**env, **token, "PANDAGPT_WORKER_URLS": worker.url}
-        servers.insert(0, start("gateway", [*PANDAGPT, "gateway"], gateway_env, free_port(), logs))
-    for server in servers:
-        wait_ready(server)
-    return servers
+@contextlib.contextmanager
+def started_deployment(
+    args: argparse.Namespace, logs: Path, model_dir: Path, env: dict[str, str]
+) -> Iterator[Front]:
+    """`serve`, or split mode: one gateway (the front) and one worker."""
+    token = {"PANDAGPT_WORKER_TOKEN": "flood-token-0123456789"} if args.mode == "split" else {}
+    # no feature cache in split mode either: every request must reach the decoder
+    with serve_or_split(args.mode, model_dir, logs, {**env, **token}, cache=False) as front:
+        yield front
 
 
 def run(args: argparse.Namespace) -> dict[str, object]:
     logs = Path(tempfile.mkdtemp(prefix="flood-"))
-    model_dir = ensure_demo_weights(Path(args.demo_dir))
+    model_dir = ensure_demo_weights(Path(args.demo_dir), logs)
     env = {
-        "PANDAGPT_MODEL_DIR": str(model_dir),
         "PANDAGPT_ENFORCE_EAGER": "true",
         "PANDAGPT_LOG_LEVEL": "warning",
         "PANDAGPT_MAX_BODY_BYTES": str(int((args.image_mb * 1.4 + 2) * 2**20)),
@@ -191,14 +113,12 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "PANDAGPT_REQUEST_TIMEOUT_S": "600",
         **dict(item.split("=", 1) for item in args.env),
     }
-    servers = start_deployment(args, logs, env)
-    try:
-        front = servers[0]
+    with started_deployment(args, logs, model_dir, env) as front:
         model = httpx.get(f"{front.url}/v1/models", timeout=30).json()["data"][0]["id"]
         if args.bombs:
-            return {"mode": args.mode, "bombs": args.bombs, **run_bombs(args, servers, model)}
+            return {"mode": args.mode, "bombs": args.bombs, **run_bombs(args, front, model)}
         body = flood_body(model, args.image_mb)
-        before = {s.name: rss_kib(s.popen.pid, "VmRSS") for s in servers}
+        before = {n: proc_status_kib(pid, "VmRSS") for n, pid in front.pids.items()}
         watch = HealthWatch(front.url)
         watcher = threading.Thread(target=watch.run, daemon=True)
         watcher.start()
@@ -207,8 +127,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         watch.stop.set()
         watcher.join()
         time.sleep(2)  # let the allocator give back what it will
-        peak = {s.name: rss_kib(s.popen.pid, "VmHWM") for s in servers}
-        after = {s.name: rss_kib(s.popen.pid, "VmRSS") for s in servers}
+        peak = {n: proc_status_kib(pid, "VmHWM") for n, pid in front.pids.items()}
+        after = {n: proc_status_kib(pid, "VmRSS") for n, pid in front.pids.items()}
         in_flight_bytes = len(body) * args.requests
         result: dict[str, object] = {
             "mode": args.mode,
@@ -223,13 +143,10 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             },
             "slowest_health_s": round(watch.slowest_s, 3),
             "health_failures": len(watch.failures),
-            "event_loop_lag_max_s": {s.name: loop_lag(s.url) for s in servers},
+            "event_loop_lag_max_s": {n: loop_lag(url) for n, url in front.urls.items()},
             "valid_request_after": valid_request(front.url, model),
         }
         return result
-    finally:
-        for server in servers:
-            server.stop()
 
 
 def valid_request(url: str, model: str) -> int:
@@ -240,59 +157,7 @@ def valid_request(url: str, model: str) -> int:
     ).status_code
 
 
-def bomb_parts(kind: str, count: int) -> list[dict[str, object]]:
-    """`count` distinct bombs of `kind` as chat content parts (distinct bytes: no cache hit)."""
-    print(f"making {count} {kind} bombs", flush=True)
-    if kind == "audio":
-        audio = bomb_media.silent_audio()
-        return [
-            {"type": "input_audio", "input_audio": {"data": _b64(data), "format": "flac"}}
-            for data in (bomb_media.salted_flac(audio, salt) for salt in range(count))
-        ]
-    make = bomb_media.long_gop_video if kind == "video" else bomb_media.jpeg2000_video
-    media_type = "video/mp4" if kind == "video" else "video/x-matroska"
-    return [
-        {
-            "type": "video_url",
-            "video_url": {"url": f"data:{media_type};base64,{_b64(make(salt=i))}"},
-        }
-        for i in range(count)
-    ]
-
-
-def photo_part(seed: int) -> dict[str, object]:
-    """A fresh 640×480 JPEG of noise (a feature-cache miss every time)."""
-    import io
-
-    import numpy as np
-    from PIL import Image
-
-    pixels = np.random.default_rng(seed).integers(0, 256, (480, 640, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "JPEG", quality=85)
-    return {
-        "type": "image_url",
-        "image_url": {"url": f"data:image/jpeg;base64,{_b64(buffer.getvalue())}"},
-    }
-
-
-async def ask(client: httpx.AsyncClient, model: str, part: dict[str, object]) -> tuple[str, float]:
-    """("status code", seconds) of one chat request carrying `part`."""
-    content = [{"type": "text", "text": "What is this?"}, part]
-    body = {"model": model, "messages": [{"role": "user", "content": content}], "max_tokens": 1}
-    start = time.perf_counter()
-    try:
-        response = await client.post("/v1/chat/completions", json=body)
-    except httpx.HTTPError as exc:
-        return type(exc).__name__, time.perf_counter() - start
-    answer = str(response.status_code)
-    if response.status_code != 200:
-        answer += " " + str(response.json()["error"].get("code"))
-    return answer, time.perf_counter() - start
-
-
-def run_bombs(args: argparse.Namespace, servers: list[Server], model: str) -> dict[str, object]:
-    front = servers[0]
+def run_bombs(args: argparse.Namespace, front: Front, model: str) -> dict[str, object]:
     parts = bomb_parts(args.bombs, args.requests + 1)
 
     async def measure() -> dict[str, object]:
@@ -300,10 +165,10 @@ def run_bombs(args: argparse.Namespace, servers: list[Server], model: str) -> di
         async with httpx.AsyncClient(base_url=front.url, timeout=600, limits=limits) as client:
             await ask(client, model, parts[-1])  # first-use costs are not the flood's
             alone = [(await ask(client, model, photo_part(seed)))[1] for seed in range(3)]
-            for server in servers:
-                Path(f"/proc/{server.popen.pid}/clear_refs").write_text("5")  # VmHWM := VmRSS
-            before = {s.name: rss_kib(s.popen.pid, "VmRSS") for s in servers}
-            cpu_before = sum(sum(process_tree_cpu(s.popen.pid).values()) for s in servers)
+            for pid in front.pids.values():
+                Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS
+            before = {n: proc_status_kib(pid, "VmRSS") for n, pid in front.pids.items()}
+            cpu_before = sum(sum(process_tree_cpu(pid).values()) for pid in front.pids.values())
 
             async def image_meanwhile() -> tuple[str, float]:
                 await asyncio.sleep(0.3)
@@ -314,8 +179,10 @@ def run_bombs(args: argparse.Namespace, servers: list[Server], model: str) -> di
             answers = await asyncio.gather(*(ask(client, model, p) for p in parts[:-1]))
             image = await image_task
             wall = time.perf_counter() - start
-            cpu = sum(sum(process_tree_cpu(s.popen.pid).values()) for s in servers) - cpu_before
-            peak = {s.name: rss_kib(s.popen.pid, "VmHWM") for s in servers}
+            cpu = (
+                sum(sum(process_tree_cpu(pid).values()) for pid in front.pids.values()) - cpu_before
+            )
+            peak = {n: proc_status_kib(pid, "VmHWM") for n, pid in front.pids.items()}
             times = sorted(seconds for _, seconds in answers)
             alone_s = sorted(alone)[1]
             return {
@@ -346,10 +213,6 @@ def run_bombs(args: argparse.Namespace, servers: list[Server], model: str) -> di
         "health_failures": len(watch.failures),
         "valid_request_after": valid_request(front.url, model),
     }
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,7 @@ shared machine hit all alike): CPU ms per item and items/s per core of
 
 - `exact`: `encoders.media.preprocess` (the service's default);
 - `fast`: the same with `PANDAGPT_MEDIA_FIDELITY=fast` (still images only);
-- `upstream`: the original's way (bench/upstream_media.py: every video frame
+- `upstream`: the original's way (reference/media.py: every video frame
   decoded, FFmpeg's default probing, Pillow decode + bicubic);
 - `decode`: the floor the issue's targets are stated against: video, decoding
   every frame (no conversion); audio, default-probe open + decode; image,
@@ -43,9 +43,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from bench.upstream_media import preprocess_upstream
 from bench.workload import MEDIA_DIR
 from encoders.media import MediaLimits, preprocess
+from harness.media import write_video
+from reference.media import preprocess_upstream
 
 FAST = MediaLimits(fidelity="fast")
 # Issue targets (2-core machine, same run): ours / decode baseline, and fast speed-up.
@@ -83,18 +84,8 @@ def _scene(width: int, height: int, count: int) -> list[np.ndarray]:
 
 def make_video(width: int, height: int, seconds: float, fps: int = 30) -> bytes:
     """H.264 with B-frames (x264 "fast" preset, 3 B-frames, its default GOP)."""
-    out = io.BytesIO()
-    with av.open(out, "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=fps, options={"preset": "fast", "bf": "3"})
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for index, rgb in enumerate(_scene(width, height, int(fps * seconds))):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            frame.pts = index
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return out.getvalue()
+    scene = _scene(width, height, int(fps * seconds))
+    return write_video(scene, rate=fps, options={"preset": "fast", "bf": "3"})
 
 
 def make_photo(width: int, height: int) -> bytes:

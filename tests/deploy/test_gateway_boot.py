@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.processes import PANDAGPT, Process, base_env, free_port, wait_http_ok
 from tests.deploy.conftest import find
-from tests.utils.processes import PANDAGPT, Process, base_env, free_port, wait_http_ok
 
 
 @pytest.fixture

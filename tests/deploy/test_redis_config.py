@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from harness.processes import free_port
 from tests.deploy.conftest import CHART, find, profile_args
-from tests.utils.processes import free_port
 
 pytestmark = pytest.mark.skipif(
     shutil.which("redis-server") is None, reason="redis-server not installed"

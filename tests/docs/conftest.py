@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.utils.processes import base_env, free_port, make_demo_weights, start_pandagpt
+from harness.deployments import serve_all_in_one
 
 
 @pytest.fixture(scope="session")
@@ -20,19 +20,11 @@ def docs_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def docs_server(tmp_path_factory: pytest.TempPathFactory, docs_logs: Path) -> Iterator[str]:
+def docs_server(demo_root: Path, docs_logs: Path) -> Iterator[str]:
     """The base URL of a `pandagpt serve` on demo weights, no key, in-memory cache."""
-    demo_root = tmp_path_factory.mktemp("docs-demo-weights")
-    make_demo_weights(demo_root, docs_logs)
-    port = free_port()
-    env = base_env(
-        PANDAGPT_DEMO_DIR=str(demo_root),
-        PANDAGPT_HOST="127.0.0.1",
-        PANDAGPT_MAX_MODEL_LEN="1024",
-        PANDAGPT_ENFORCE_EAGER="true",  # no compile warm-up: the examples need no speed
-    )
-    proc = start_pandagpt("docs-serve", ["serve"], port=port, env=env, log_dir=docs_logs)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.stop(timeout=60)
+    env = {
+        "PANDAGPT_DEMO_DIR": str(demo_root),  # the suite's (tests/conftest.py)
+        "PANDAGPT_ENFORCE_EAGER": "true",  # no compile warm-up: the examples need no speed
+    }
+    with serve_all_in_one(None, docs_logs, "docs-serve", env, stop_timeout=60) as served:
+        yield served.url

@@ -1,7 +1,9 @@
-"""End-to-end fixtures: demo weights made once per session, a log folder per session.
+"""End-to-end fixtures: a log folder per session (the demo weights come from
+tests/conftest.py).
 
 Each test module starts its own servers once (module-scoped fixtures) with the
-real `pandagpt` CLI as subprocesses; the tests talk to them over real HTTP.
+real `pandagpt` CLI as subprocesses, through `harness.deployments`; the tests
+talk to them over real HTTP.
 """
 
 from __future__ import annotations
@@ -10,23 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.utils.processes import make_demo_weights
-
 
 @pytest.fixture(scope="session")
 def e2e_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("e2e-logs")
-
-
-@pytest.fixture(scope="session")
-def demo_root(tmp_path_factory: pytest.TempPathFactory, e2e_logs: Path) -> Path:
-    """`pandagpt demo-weights ROOT` into a temporary folder, once per test session.
-    `serve` pointed at ROOT as its demo dir finds them current and reuses them."""
-    root = tmp_path_factory.mktemp("demo-weights")
-    make_demo_weights(root, e2e_logs)
-    return root
-
-
-@pytest.fixture(scope="session")
-def demo_model_dir(demo_root: Path) -> Path:
-    return demo_root / "model"

@@ -26,18 +26,11 @@ import httpx
 import pytest
 from PIL import Image
 
+from harness.deployments import serve_all_in_one
+from harness.probes import metric, metric_value, metrics_text, wait_until_idle
+from harness.processes import PANDAGPT, REPO_ROOT, Process, base_env
 from tests.utils.gate import gated_media
 from tests.utils.media import MEDIA_DIR
-from tests.utils.processes import (
-    PANDAGPT,
-    REPO_ROOT,
-    Process,
-    base_env,
-    free_port,
-    metric_value,
-    start_pandagpt,
-)
-from tests.utils.readiness import metric, metrics_text, wait_until_idle
 
 pytestmark = pytest.mark.slow
 
@@ -51,21 +44,15 @@ ROUTES = ("/v1/chat/completions", "/v1/embeddings")
 
 @pytest.fixture(scope="module")
 def server(demo_root: Path, e2e_logs: Path) -> Iterator[str]:
-    port = free_port()
-    env = base_env(
-        PANDAGPT_DEMO_DIR=str(demo_root),
-        PANDAGPT_API_KEYS=API_KEY,
-        PANDAGPT_HOST="127.0.0.1",
-        PANDAGPT_MAX_MODEL_LEN="1024",
-        PANDAGPT_ENFORCE_EAGER="true",  # as in test_serve: no compile warm-up
-        PANDAGPT_MAX_CONCURRENT_REQUESTS=str(CAPACITY),
-        PANDAGPT_MEDIA_ALLOW_NETWORKS="127.0.0.0/8",  # the gated media server
-    )
-    proc = start_pandagpt("serve-batch", ["serve"], port=port, env=env, log_dir=e2e_logs)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.stop(timeout=60)
+    env = {
+        "PANDAGPT_DEMO_DIR": str(demo_root),
+        "PANDAGPT_API_KEYS": API_KEY,
+        "PANDAGPT_ENFORCE_EAGER": "true",  # as in test_serve: no compile warm-up
+        "PANDAGPT_MAX_CONCURRENT_REQUESTS": str(CAPACITY),
+        "PANDAGPT_MEDIA_ALLOW_NETWORKS": "127.0.0.0/8",  # the gated media server
+    }
+    with serve_all_in_one(None, e2e_logs, "serve-batch", env, stop_timeout=60) as served:
+        yield served.url
 
 
 def batch_process(name: str, args: list[str], log_dir: Path, **env: str) -> Process:

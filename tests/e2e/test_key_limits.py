@@ -23,17 +23,10 @@ from pathlib import Path
 import openai
 import pytest
 
+from harness.deployments import WorkerSpec, split_deployment
+from harness.probes import metric, metrics_text
+from harness.processes import RedisServer, redis_server
 from tests.utils.gate import Gate, gated_media
-from tests.utils.processes import (
-    PANDAGPT,
-    Process,
-    RedisServer,
-    base_env,
-    free_port,
-    start_pandagpt,
-    wait_http_ok,
-)
-from tests.utils.readiness import metric, metrics_text
 
 pytestmark = pytest.mark.slow
 
@@ -75,55 +68,32 @@ class Deployment:
 def deployment(demo_model_dir: Path, e2e_logs: Path, tmp_path_factory) -> Iterator[Deployment]:
     key_file = tmp_path_factory.mktemp("keys") / "keys.yaml"
     key_file.write_text(KEY_FILE)
-    redis = RedisServer(free_port(), e2e_logs)
-    redis.start()
-    procs: list[Process] = []
-    try:
-        worker_port = free_port()
-        worker = Process(
-            "limits-worker",
-            [*PANDAGPT, "worker", "--port", str(worker_port)],
-            base_env(
-                PANDAGPT_MODEL_DIR=str(demo_model_dir),
-                PANDAGPT_HOST="127.0.0.1",
-                PANDAGPT_MAX_MODEL_LEN="1024",
-                PANDAGPT_ENFORCE_EAGER="true",
-                PANDAGPT_SCHEDULING_POLICY="priority",
-            ),
+    with (
+        redis_server(e2e_logs) as redis,  # the gateways' shared limits; workers cache nothing
+        split_deployment(
+            demo_model_dir,
             e2e_logs,
-        )
-        procs.append(worker)
-        wait_http_ok(worker, f"http://127.0.0.1:{worker_port}/health/ready", 300)
-        gateway_env = base_env(
-            PANDAGPT_API_KEY_FILE=str(key_file),
-            PANDAGPT_REDIS_URL=redis.url,
-            PANDAGPT_RATELIMIT_PREFIX=f"pandagpt-e2e-{uuid.uuid4().hex[:8]}:",
-            PANDAGPT_MAX_CONCURRENT_REQUESTS="1",
-            PANDAGPT_MAX_QUEUED_REQUESTS="4",
-            PANDAGPT_WORKER_POLL_INTERVAL_S="0.5",
-            PANDAGPT_MEDIA_ALLOW_NETWORKS="127.0.0.0/8",  # the gated media server
-        )
-        urls = []
-        for name in ("limits-gateway-a", "limits-gateway-b"):
-            port = free_port()
-            argv = ["gateway", "--worker-url", f"http://127.0.0.1:{worker_port}"]
-            procs.append(
-                start_pandagpt(
-                    name,
-                    [*argv, "--host", "127.0.0.1"],
-                    port=port,
-                    env=gateway_env,
-                    log_dir=e2e_logs,
-                    timeout=60,
-                )
-            )
-            urls.append(f"http://127.0.0.1:{port}")
+            workers=[WorkerSpec("worker")],
+            gateways=("gateway-a", "gateway-b"),
+            cache=False,
+            worker_env={
+                "PANDAGPT_ENFORCE_EAGER": "true",
+                "PANDAGPT_SCHEDULING_POLICY": "priority",
+            },
+            gateway_env={
+                "PANDAGPT_API_KEY_FILE": str(key_file),
+                "PANDAGPT_REDIS_URL": redis.url,
+                "PANDAGPT_RATELIMIT_PREFIX": f"pandagpt-e2e-{uuid.uuid4().hex[:8]}:",
+                "PANDAGPT_MAX_CONCURRENT_REQUESTS": "1",
+                "PANDAGPT_MAX_QUEUED_REQUESTS": "4",
+                "PANDAGPT_MEDIA_ALLOW_NETWORKS": "127.0.0.0/8",  # the gated media server
+            },
+            prefix="limits-",
+        ) as split,
+    ):
+        urls = list(split.gateways.values())
         model = client(urls[0], "open").models.list().data[0].id
         yield Deployment(urls, redis, model)
-    finally:
-        for proc in reversed(procs):
-            proc.stop(timeout=30)
-        redis.stop()
 
 
 def client(base_url: str, key: str) -> openai.OpenAI:

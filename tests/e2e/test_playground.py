@@ -24,9 +24,9 @@ from playwright.sync_api import (
     expect,
 )
 
+from harness.probes import engine_running, wait_until_idle
+from harness.processes import base_env, free_port, start_pandagpt
 from tests.utils.browser import LAPTOP, PHONE, chromium_path, launch_chromium, screenshot
-from tests.utils.processes import base_env, free_port, start_pandagpt
-from tests.utils.readiness import engine_running, wait_until_idle
 
 pytestmark = [
     pytest.mark.slow,

@@ -23,10 +23,10 @@ import pytest
 from pydantic import BaseModel
 from redis import Redis
 
+from harness.deployments import Split, WorkerSpec, split_deployment
+from harness.probes import metric
+from harness.processes import Process
 from tests.utils.media import data_url
-from tests.utils.processes import PANDAGPT, Process, base_env, free_port, start_pandagpt
-from tests.utils.processes import wait_http_ok as _wait_http_ok
-from tests.utils.readiness import metric
 
 pytestmark = pytest.mark.slow
 
@@ -46,75 +46,59 @@ class Forecast(BaseModel):
 
 @dataclass
 class Deployment:
-    worker: str
-    gateways: dict[str, str]  # name -> base URL
-    procs: dict[str, Process]
-    ports: dict[str, int]
-    gateway_env: dict[str, str]
-    gateway_argv: list[str]
+    split: Split  # one worker, two gateways: a response stored by one is read by the other
     cache_prefix: str
-    log_dir: Path
+
+    @property
+    def worker(self) -> str:
+        return self.split.workers["worker"]
+
+    @property
+    def gateways(self) -> dict[str, str]:
+        return self.split.gateways
+
+    @property
+    def procs(self) -> dict[str, Process]:
+        return self.split.procs
 
     def client(self, gateway: str) -> openai.OpenAI:
         url = self.gateways[gateway]
         return openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=120)
 
     def start_gateway(self, name: str) -> None:
-        self.procs[name] = start_pandagpt(
-            name,
-            self.gateway_argv,
-            port=self.ports[name],
-            env=self.gateway_env,
-            log_dir=self.log_dir,
-            timeout=60,
-        )
+        self.split.start_gateway(name)
 
 
 @pytest.fixture(scope="module")
 def deployment(demo_model_dir: Path, e2e_logs: Path) -> Iterator[Deployment]:
     run = uuid.uuid4().hex[:12]
     cache_prefix = f"pandagpt-e2e-{run}:"
-    worker_env = base_env(
-        PANDAGPT_MODEL_DIR=str(demo_model_dir),
-        PANDAGPT_REDIS_URL=REDIS_URL,
-        PANDAGPT_CACHE_PREFIX=cache_prefix,
-        PANDAGPT_HOST="127.0.0.1",
-        PANDAGPT_MAX_MODEL_LEN="1024",
-        PANDAGPT_ENFORCE_EAGER="true",  # skip vLLM's compile warm-up (as in test_serve)
-        PANDAGPT_CACHE_SOCKET_TIMEOUT_S="2",  # a loaded CI machine must not turn hits into misses
-        PANDAGPT_WORKER_TOKEN=WORKER_TOKEN,
-    )
-    ports = {"worker": free_port(), "gateway-a": free_port(), "gateway-b": free_port()}
-    worker_url = f"http://127.0.0.1:{ports['worker']}"
-    gateway_env = base_env(
-        PANDAGPT_REDIS_URL=REDIS_URL,
-        PANDAGPT_RESPONSES_PREFIX=f"pandagpt-e2e-resp-{run}:",
-        PANDAGPT_RATELIMIT_PREFIX=f"pandagpt-e2e-rl-{run}:",
-        PANDAGPT_RESPONSES_HEARTBEAT_S="0.5",
-        PANDAGPT_WORKER_POLL_INTERVAL_S="0.5",
-        PANDAGPT_WORKER_TOKEN=WORKER_TOKEN,
-    )
-    procs: dict[str, Process] = {}
-    deployment = Deployment(
-        worker=worker_url,
-        gateways={name: f"http://127.0.0.1:{ports[name]}" for name in ("gateway-a", "gateway-b")},
-        procs=procs,
-        ports=ports,
-        gateway_env=gateway_env,
-        gateway_argv=["gateway", "--worker-url", worker_url, "--host", "127.0.0.1"],
-        cache_prefix=cache_prefix,
-        log_dir=e2e_logs,
-    )
+    token = {"PANDAGPT_WORKER_TOKEN": WORKER_TOKEN}
     try:
-        argv = [*PANDAGPT, "worker", "--port", str(ports["worker"])]
-        procs["worker"] = Process("responses-worker", argv, worker_env, e2e_logs)
-        _wait_http_ok(procs["worker"], f"{worker_url}/health/ready", 300)
-        for name in deployment.gateways:
-            deployment.start_gateway(name)
-        yield deployment
+        with split_deployment(
+            demo_model_dir,
+            e2e_logs,
+            workers=[WorkerSpec("worker")],
+            gateways=("gateway-a", "gateway-b"),
+            redis_url=REDIS_URL,
+            cache_prefix=cache_prefix,
+            worker_env={
+                "PANDAGPT_ENFORCE_EAGER": "true",  # skip vLLM's compile warm-up (as in test_serve)
+                # a loaded CI machine must not turn hits into misses
+                "PANDAGPT_CACHE_SOCKET_TIMEOUT_S": "2",
+                **token,
+            },
+            gateway_env={
+                "PANDAGPT_REDIS_URL": REDIS_URL,
+                "PANDAGPT_RESPONSES_PREFIX": f"pandagpt-e2e-resp-{run}:",
+                "PANDAGPT_RATELIMIT_PREFIX": f"pandagpt-e2e-rl-{run}:",
+                "PANDAGPT_RESPONSES_HEARTBEAT_S": "0.5",
+                **token,
+            },
+            prefix="responses-",
+        ) as split:
+            yield Deployment(split, cache_prefix)
     finally:
-        for proc in procs.values():
-            proc.stop(timeout=30)
         _drop_keys(f"pandagpt-e2e-*{run}:*")
 
 

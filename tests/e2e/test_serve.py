@@ -15,17 +15,12 @@ import httpx
 import openai
 import pytest
 
+from harness.deployments import serve_all_in_one
+from harness.local_servers import media_server
+from harness.probes import engine_running, metric_value, metrics_text, wait_until_idle
+from harness.processes import Process
 from tests.e2e import structured
 from tests.utils.media import audio_part, data_url, image_part, url_part, user
-from tests.utils.processes import (
-    Process,
-    base_env,
-    free_port,
-    media_server,
-    metric_value,
-    start_pandagpt,
-)
-from tests.utils.readiness import engine_running, metrics_text, wait_until_idle
 
 pytestmark = pytest.mark.slow
 
@@ -35,22 +30,17 @@ SHORT = 8  # max_tokens for most calls: demo weights talk gibberish, only the pa
 
 @pytest.fixture(scope="module")
 def served(demo_root: Path, e2e_logs: Path) -> Iterator[tuple[str, Process]]:
-    port = free_port()
-    env = base_env(
-        PANDAGPT_DEMO_DIR=str(demo_root),
-        PANDAGPT_API_KEYS=API_KEY,
-        PANDAGPT_HOST="127.0.0.1",
-        PANDAGPT_MAX_MODEL_LEN="1024",
+    env = {
+        "PANDAGPT_DEMO_DIR": str(demo_root),
+        "PANDAGPT_API_KEYS": API_KEY,
         # vLLM's compile warm-up costs a minute on a busy CI CPU and changes no service
         # code path; the playground e2e runs `serve` with the compiled default.
-        PANDAGPT_ENFORCE_EAGER="true",
-    )
-    proc = start_pandagpt("serve", ["serve"], port=port, env=env, log_dir=e2e_logs)
-    try:
-        yield f"http://127.0.0.1:{port}", proc
-    finally:
-        code = proc.stop(timeout=60)
-        assert code == 0, f"serve exited {code} on SIGTERM:\n{proc.log_tail()}"
+        "PANDAGPT_ENFORCE_EAGER": "true",
+    }
+    with serve_all_in_one(None, e2e_logs, "serve", env, stop_timeout=60) as served:
+        yield served.url, served.proc
+    code = served.proc.popen.returncode
+    assert code == 0, f"serve exited {code} on SIGTERM:\n{served.proc.log_tail()}"
 
 
 @pytest.fixture(scope="module")

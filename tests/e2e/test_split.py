@@ -19,20 +19,14 @@ import httpx
 import openai
 import pytest
 
+from harness.deployments import split_deployment
+from harness.local_servers import media_server
+from harness.probes import metric, readiness
+from harness.processes import Process
 from service.contract import ChatJob, ChatTurn, MediaItem, SamplingSettings, UserTurn
 from service.gateway import HTTPWorkerClient
 from tests.e2e import structured
 from tests.utils.media import MEDIA_DIR, data_url, image_part, media_bytes, user
-from tests.utils.processes import (
-    PANDAGPT,
-    Process,
-    base_env,
-    free_port,
-    media_server,
-    start_pandagpt,
-    wait_http_ok,
-)
-from tests.utils.readiness import metric, readiness
 
 pytestmark = pytest.mark.slow
 
@@ -54,57 +48,24 @@ class Split:
 @pytest.fixture(scope="module")
 def split(demo_model_dir: Path, e2e_logs: Path) -> Iterator[Split]:
     prefix = f"pandagpt-e2e-{uuid.uuid4().hex[:12]}:"
-    worker_env = base_env(
-        PANDAGPT_MODEL_DIR=str(demo_model_dir),
-        PANDAGPT_REDIS_URL=REDIS_URL,
-        PANDAGPT_CACHE_PREFIX=prefix,
-        PANDAGPT_HOST="127.0.0.1",
-        PANDAGPT_MAX_MODEL_LEN="1024",
-        PANDAGPT_ENFORCE_EAGER="true",  # skip vLLM's compile warm-up (as in test_serve)
-        PANDAGPT_CACHE_SOCKET_TIMEOUT_S="2",  # a loaded CI machine must not turn hits into misses
-        PANDAGPT_WORKER_TOKEN=WORKER_TOKEN,
-    )
-    ports = {"worker-a": free_port(), "worker-b": free_port()}
-    procs: dict[str, Process] = {}
-    with media_server(MEDIA_DIR) as media:
-        try:
-            # Both workers start at once (vLLM start-up dominates), then each is awaited.
-            starting = {
-                name: Process(
-                    name, [*PANDAGPT, "worker", "--port", str(port)], worker_env, e2e_logs
-                )
-                for name, port in ports.items()
-            }
-            procs.update(starting)
-            for name, port in ports.items():
-                _wait_ready(starting[name], port)
-            workers = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-            gateway_port = free_port()
-            urls = [arg for url in workers.values() for arg in ("--worker-url", url)]
-            procs["gateway"] = start_pandagpt(
-                "gateway",
-                ["gateway", *urls, "--host", "127.0.0.1"],
-                port=gateway_port,
-                env=base_env(
-                    PANDAGPT_MEDIA_ALLOW_NETWORKS="127.0.0.1/32",
-                    PANDAGPT_WORKER_POLL_INTERVAL_S="0.5",
-                    PANDAGPT_WORKER_TOKEN=WORKER_TOKEN,
-                ),
-                log_dir=e2e_logs,
-                timeout=60,
-            )
-            yield Split(f"http://127.0.0.1:{gateway_port}", workers, procs, media, prefix)
-        finally:
-            for proc in procs.values():
-                proc.stop(timeout=30)
-
-
-def _wait_ready(proc: Process, port: int) -> None:
-    try:
-        wait_http_ok(proc, f"http://127.0.0.1:{port}/health/ready", 300)
-    except BaseException:
-        proc.stop(timeout=5)
-        raise
+    token = {"PANDAGPT_WORKER_TOKEN": WORKER_TOKEN}
+    with (
+        media_server(MEDIA_DIR) as media,
+        split_deployment(
+            demo_model_dir,
+            e2e_logs,
+            redis_url=REDIS_URL,
+            cache_prefix=prefix,
+            worker_env={
+                "PANDAGPT_ENFORCE_EAGER": "true",  # skip vLLM's compile warm-up (as in test_serve)
+                # a loaded CI machine must not turn hits into misses
+                "PANDAGPT_CACHE_SOCKET_TIMEOUT_S": "2",
+                **token,
+            },
+            gateway_env={"PANDAGPT_MEDIA_ALLOW_NETWORKS": "127.0.0.1/32", **token},
+        ) as deployment,
+    ):
+        yield Split(deployment.gateway, deployment.workers, deployment.procs, media, prefix)
 
 
 @pytest.fixture(scope="module")

@@ -20,9 +20,10 @@ import httpx
 import openai
 import pytest
 
+from harness.deployments import WorkerSpec, split_deployment
+from harness.probes import metric, readiness, wait_until_idle
+from harness.processes import RedisServer
 from tests.utils.media import data_url, image_part, user
-from tests.utils.processes import Process, RedisServer, base_env, free_port, start_pandagpt
-from tests.utils.readiness import metric, readiness, wait_until_idle
 
 pytestmark = pytest.mark.slow
 
@@ -36,46 +37,22 @@ class Deployment:
 
 @pytest.fixture(scope="module")
 def deployment(demo_model_dir: Path, e2e_logs: Path) -> Iterator[Deployment]:
-    redis = RedisServer(free_port(), e2e_logs)
-    redis.start()
-    procs: list[Process] = []
-    try:
-        worker_port, gateway_port = free_port(), free_port()
-        procs.append(
-            start_pandagpt(
-                "worker-redis-outage",
-                ["worker", "--model-dir", str(demo_model_dir), "--host", "127.0.0.1"],
-                port=worker_port,
-                env=base_env(
-                    PANDAGPT_REDIS_URL=redis.url,
-                    PANDAGPT_CACHE_PREFIX="pandagpt-e2e-outage:",
-                    PANDAGPT_MAX_MODEL_LEN="1024",
-                    PANDAGPT_ENFORCE_EAGER="true",  # skip vLLM's compile warm-up (as in test_serve)
-                    PANDAGPT_CACHE_SOCKET_TIMEOUT_S="2",  # no timeouts on a loaded machine
-                    PANDAGPT_MAX_NUM_SEQS="1",
-                    PANDAGPT_MAX_QUEUE_SIZE="0",
-                    PANDAGPT_RETRY_AFTER_S="3",
-                ),
-                log_dir=e2e_logs,
-                timeout=300,
-            )
-        )
-        worker = f"http://127.0.0.1:{worker_port}"
-        procs.append(
-            start_pandagpt(
-                "gateway-redis-outage",
-                ["gateway", "--worker-url", worker, "--host", "127.0.0.1"],
-                port=gateway_port,
-                env=base_env(PANDAGPT_WORKER_POLL_INTERVAL_S="0.5"),
-                log_dir=e2e_logs,
-                timeout=60,
-            )
-        )
-        yield Deployment(f"http://127.0.0.1:{gateway_port}", worker, redis)
-    finally:
-        for proc in reversed(procs):
-            proc.stop(timeout=30)
-        redis.stop()
+    with split_deployment(
+        demo_model_dir,
+        e2e_logs,
+        workers=[WorkerSpec("worker")],
+        cache_prefix="pandagpt-e2e-outage:",
+        worker_env={
+            "PANDAGPT_ENFORCE_EAGER": "true",  # skip vLLM's compile warm-up (as in test_serve)
+            "PANDAGPT_CACHE_SOCKET_TIMEOUT_S": "2",  # no timeouts on a loaded machine
+            "PANDAGPT_MAX_NUM_SEQS": "1",
+            "PANDAGPT_MAX_QUEUE_SIZE": "0",
+            "PANDAGPT_RETRY_AFTER_S": "3",
+        },
+        prefix="redis-outage-",
+    ) as split:
+        assert split.redis is not None
+        yield Deployment(split.gateway, split.workers["worker"], split.redis)
 
 
 @pytest.fixture(scope="module")

@@ -8,86 +8,49 @@ Tests run in file order: the last one kills a worker.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
 
+from harness.deployments import Split, WorkerSpec, split_deployment
+from harness.probes import metric, readiness
 from tests.utils.media import data_url, image_part, user
-from tests.utils.processes import (
-    PANDAGPT,
-    Process,
-    RedisServer,
-    base_env,
-    free_port,
-    start_pandagpt,
-    wait_http_ok,
-)
-from tests.utils.readiness import metric, readiness
 
 pytestmark = pytest.mark.slow
 
 FIRST, SECOND = "pandagpt-demo-first", "pandagpt-demo-second"
+MODELS = (FIRST, SECOND)
 WORKER_TOKEN = "models-e2e-worker-token-0123456789"
 
 
-@dataclass
-class TwoModels:
-    gateway: str
-    workers: dict[str, str]  # model -> the base URL of the worker serving it
-    procs: dict[str, Process]
+@pytest.fixture(scope="module")
+def deployment(demo_model_dir: Path, e2e_logs: Path) -> Iterator[Split]:
+    """`workers` and `procs` are keyed by the model each worker serves."""
+    token = {"PANDAGPT_WORKER_TOKEN": WORKER_TOKEN}
+    with split_deployment(
+        demo_model_dir,
+        e2e_logs,
+        workers=[WorkerSpec(model, {"PANDAGPT_SERVED_MODEL_NAME": model}) for model in MODELS],
+        cache_prefix="pandagpt-e2e-models:",
+        worker_env={
+            "PANDAGPT_ENFORCE_EAGER": "true",  # skip vLLM's compile warm-up
+            "PANDAGPT_CACHE_SOCKET_TIMEOUT_S": "2",
+            **token,
+        },
+        gateway_env=token,
+        prefix="models-",
+    ) as split:
+        yield split
 
 
 @pytest.fixture(scope="module")
-def deployment(demo_model_dir: Path, e2e_logs: Path) -> Iterator[TwoModels]:
-    redis = RedisServer(free_port(), e2e_logs)
-    redis.start()
-    ports = {FIRST: free_port(), SECOND: free_port()}
-    procs: dict[str, Process] = {}
-    try:
-        # Both workers start at once (vLLM start-up dominates), then each is awaited.
-        for model, port in ports.items():
-            env = base_env(
-                PANDAGPT_MODEL_DIR=str(demo_model_dir),
-                PANDAGPT_SERVED_MODEL_NAME=model,
-                PANDAGPT_REDIS_URL=redis.url,
-                PANDAGPT_CACHE_PREFIX="pandagpt-e2e-models:",
-                PANDAGPT_HOST="127.0.0.1",
-                PANDAGPT_MAX_MODEL_LEN="1024",
-                PANDAGPT_ENFORCE_EAGER="true",  # skip vLLM's compile warm-up
-                PANDAGPT_CACHE_SOCKET_TIMEOUT_S="2",
-                PANDAGPT_WORKER_TOKEN=WORKER_TOKEN,
-            )
-            argv = [*PANDAGPT, "worker", "--port", str(port)]
-            procs[model] = Process(f"worker-{model}", argv, env, e2e_logs)
-        for model, port in ports.items():
-            wait_http_ok(procs[model], f"http://127.0.0.1:{port}/health/ready", 300)
-        workers = {model: f"http://127.0.0.1:{port}" for model, port in ports.items()}
-        gateway_port = free_port()
-        urls = [arg for url in workers.values() for arg in ("--worker-url", url)]
-        procs["gateway"] = start_pandagpt(
-            "gateway-models",
-            ["gateway", *urls, "--host", "127.0.0.1"],
-            port=gateway_port,
-            env=base_env(PANDAGPT_WORKER_POLL_INTERVAL_S="0.5", PANDAGPT_WORKER_TOKEN=WORKER_TOKEN),
-            log_dir=e2e_logs,
-            timeout=60,
-        )
-        yield TwoModels(f"http://127.0.0.1:{gateway_port}", workers, procs)
-    finally:
-        for proc in procs.values():
-            proc.stop(timeout=30)
-        redis.stop()
-
-
-@pytest.fixture(scope="module")
-def client(deployment: TwoModels) -> openai.OpenAI:
+def client(deployment: Split) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{deployment.gateway}/v1", api_key="unused", max_retries=0)
 
 
-def chats_on(deployment: TwoModels) -> dict[str, float]:
+def chats_on(deployment: Split) -> dict[str, float]:
     """Chat jobs each worker has answered, from its own metrics."""
     return {
         model: metric(url, "pandagpt_http_requests_total", route="/internal/chat", status="200")
@@ -106,7 +69,7 @@ def test_models_are_the_union(client: openai.OpenAI) -> None:
     assert [m.id for m in client.models.list().data] == [FIRST, SECOND]
 
 
-def test_each_model_lands_on_its_worker(deployment: TwoModels, client: openai.OpenAI) -> None:
+def test_each_model_lands_on_its_worker(deployment: Split, client: openai.OpenAI) -> None:
     before = chats_on(deployment)
     assert ask(client, SECOND, image_part(data_url("bird_image.jpg"))) == SECOND
     assert ask(client, SECOND) == SECOND
@@ -131,7 +94,7 @@ def test_unknown_model_is_404(client: openai.OpenAI) -> None:
     )
 
 
-def test_killed_worker_makes_its_model_503(deployment: TwoModels, client: openai.OpenAI) -> None:
+def test_killed_worker_makes_its_model_503(deployment: Split, client: openai.OpenAI) -> None:
     deployment.procs[SECOND].kill()
     with pytest.raises(openai.InternalServerError) as info:
         ask(client, SECOND)  # the pool finds it unreachable, and no other worker serves it

@@ -16,17 +16,11 @@ from pathlib import Path
 import openai
 import pytest
 
+from harness.deployments import WorkerSpec, split_deployment
+from harness.local_servers import media_server
+from harness.processes import Process, base_env, free_port, start_pandagpt
 from tests.utils.media import MEDIA_DIR, image_part, user
 from tests.utils.otlp import OtlpReceiver, ReceivedSpan, otlp_grpc_receiver, otlp_receiver
-from tests.utils.processes import (
-    PANDAGPT,
-    Process,
-    base_env,
-    free_port,
-    media_server,
-    start_pandagpt,
-    wait_http_ok,
-)
 
 pytestmark = pytest.mark.slow
 
@@ -60,58 +54,32 @@ class Traced:
 
 @pytest.fixture(scope="module")
 def traced(demo_model_dir: Path, e2e_logs: Path) -> Iterator[Traced]:
-    with otlp_receiver() as (receiver, endpoint), media_server(MEDIA_DIR) as media:
-        worker_port, gateway_port = free_port(), free_port()
-        procs: dict[str, Process] = {}
-        try:
-            procs["worker"] = Process(
-                "traced-worker",
-                [*PANDAGPT, "worker", "--port", str(worker_port)],
-                base_env(
-                    PANDAGPT_MODEL_DIR=str(demo_model_dir),
-                    PANDAGPT_REDIS_URL="redis://127.0.0.1:6379/0",
-                    PANDAGPT_CACHE_PREFIX=f"pandagpt-tracing-{uuid.uuid4().hex[:12]}:",
-                    PANDAGPT_HOST="127.0.0.1",
-                    PANDAGPT_MAX_MODEL_LEN="1024",
-                    PANDAGPT_ENFORCE_EAGER="true",
-                    OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
-                    **OTEL,
-                ),
-                e2e_logs,
-            )
-            wait_http_ok(procs["worker"], f"http://127.0.0.1:{worker_port}/health/ready", 300)
-            procs["gateway"] = start_pandagpt(
-                "traced-gateway",
-                [
-                    "gateway",
-                    "--worker-url",
-                    f"http://127.0.0.1:{worker_port}",
-                    "--host",
-                    "127.0.0.1",
-                ],
-                port=gateway_port,
-                env=base_env(
-                    PANDAGPT_API_KEYS=API_KEY,
-                    PANDAGPT_MEDIA_ALLOW_NETWORKS="127.0.0.1/32",
-                    PANDAGPT_WORKER_POLL_INTERVAL_S="0.5",
-                    # The traces-only variable, with its full path, works as well.
-                    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=f"{endpoint}/v1/traces",
-                    OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
-                    **OTEL,
-                ),
-                log_dir=e2e_logs,
-                timeout=60,
-            )
-            yield Traced(
-                f"http://127.0.0.1:{gateway_port}",
-                f"http://127.0.0.1:{worker_port}",
-                media,
-                receiver,
-                procs,
-            )
-        finally:
-            for proc in procs.values():
-                proc.stop(timeout=30)
+    with (
+        otlp_receiver() as (receiver, endpoint),
+        media_server(MEDIA_DIR) as media,
+        split_deployment(
+            demo_model_dir,
+            e2e_logs,
+            workers=[WorkerSpec("worker")],
+            redis_url="redis://127.0.0.1:6379/0",
+            cache_prefix=f"pandagpt-tracing-{uuid.uuid4().hex[:12]}:",
+            worker_env={
+                "PANDAGPT_ENFORCE_EAGER": "true",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+                **OTEL,
+            },
+            gateway_env={
+                "PANDAGPT_API_KEYS": API_KEY,
+                "PANDAGPT_MEDIA_ALLOW_NETWORKS": "127.0.0.1/32",
+                # The traces-only variable, with its full path, works as well.
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{endpoint}/v1/traces",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                **OTEL,
+            },
+            prefix="traced-",
+        ) as split,
+    ):
+        yield Traced(split.gateway, split.workers["worker"], media, receiver, split.procs)
 
 
 def _in_trace(spans: list[ReceivedSpan], trace_id: str) -> list[ReceivedSpan]:

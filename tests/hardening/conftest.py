@@ -12,15 +12,18 @@ Split-mode deployments are module-scoped in the modules that need them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.hardening.harness import Served, serve_all_in_one
-from tests.utils.processes import PANDAGPT, Process, base_env, make_demo_weights
+from harness.deployments import Served, serve_all_in_one
+from harness.processes import Process
+
+# pytest's `record_property` fixture (pytest exports no name for its type)
+RecordProperty = Callable[[str, object], None]
 
 KEY = "hardening-key-0123456789"
 SECOND_KEY = "hardening-second-key-9876"
@@ -64,19 +67,16 @@ def hardening_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, hardening_logs: Path) -> Path:
-    return make_demo_weights(tmp_path_factory.mktemp("demo-tiny"), hardening_logs)
+def tiny_model_dir(demo_model_dir: Path) -> Path:
+    return demo_model_dir  # the suite's (tests/conftest.py)
 
 
 @pytest.fixture(scope="session")
-def small_model_dir(tmp_path_factory: pytest.TempPathFactory, hardening_logs: Path) -> Path:
-    root = tmp_path_factory.mktemp("demo-small")
-    argv = [*PANDAGPT, "demo-weights", str(root), "--size", "small"]
-    proc = Process("demo-weights-small", argv, base_env(), hardening_logs)
-    if proc.popen.wait(600) != 0:
-        raise RuntimeError(f"demo-weights --size small failed:\n{proc.log_tail()}")
-    proc.stop()
-    return root / "model"
+def small_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`pandagpt demo-weights --size small`, made in-process (no second torch import)."""
+    from service.weights.demo import make_demo_weights
+
+    return make_demo_weights(tmp_path_factory.mktemp("demo-small"), seed=0, size="small")
 
 
 @pytest.fixture(scope="package")

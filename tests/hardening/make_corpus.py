@@ -35,30 +35,12 @@ import av
 import numpy as np
 from PIL import Image
 
-from bench.bombs import jpeg2000_video, long_gop_video, silent_audio
+from encoders.media.sniff import MIME_TYPES
+from harness.bombs import jpeg2000_video, long_gop_video, silent_audio
+from harness.media import remux_audio, write_audio, write_video
 
-# data: URL media types per format (what a client would honestly declare).
-MIME = {
-    "png": "image/png",
-    "jpeg": "image/jpeg",
-    "gif": "image/gif",
-    "webp": "image/webp",
-    "bmp": "image/bmp",
-    "tiff": "image/tiff",
-    "wav": "audio/wav",
-    "flac": "audio/flac",
-    "mp3": "audio/mpeg",
-    "ogg": "audio/ogg",
-    "m4a": "audio/mp4",
-    "aac": "audio/aac",
-    "mp4": "video/mp4",
-    "mov": "video/quicktime",
-    "mkv": "video/x-matroska",
-    "webm": "video/webm",
-    "avi": "video/x-msvideo",
-    "npy": "application/x-npy",
-    "csv": "text/csv",
-}
+# data: URL media types per format (what a client would honestly declare)
+MIME = MIME_TYPES
 IMAGE_FORMATS = ("png", "jpeg", "gif", "webp", "bmp", "tiff")
 AUDIO_FORMATS = ("wav", "flac", "mp3", "ogg", "m4a")
 VIDEO_FORMATS = ("mp4", "mov", "mkv", "webm", "avi")
@@ -120,42 +102,17 @@ _AV_AUDIO = {  # format -> (container, codec)
 
 
 def encode_audio(fmt: str, seconds: float, rate: int = 16000, tone: bool = True) -> bytes:
+    """A mono 440 Hz tone (or silence) of ``seconds`` in format ``fmt``."""
     container, codec = _AV_AUDIO[fmt]
-    out = io.BytesIO()
-    with av.open(out, "w", format=container) as dst:
-        stream = dst.add_stream(codec, rate=rate)
-        assert isinstance(stream, av.audio.stream.AudioStream)
-        stream.layout = "mono"
-        frame_len = 1024
-        total = int(seconds * rate)
-        t = 0
-        fmt_name = stream.codec_context.format.name if stream.codec_context.format else "s16"
-        while t < total:
-            n = min(frame_len, total - t)
-            x = np.arange(t, t + n) / rate
-            wave = 0.3 * np.sin(2 * math.pi * 440 * x) if tone else np.zeros(n)
-            frame = _audio_frame(wave, fmt_name)
-            frame.sample_rate = rate
-            frame.pts = t
-            for packet in stream.encode(frame):
-                dst.mux(packet)
-            t += n
-        for packet in stream.encode(None):
-            dst.mux(packet)
-    return out.getvalue()
+    total = int(seconds * rate)
 
+    def chunks(size: int = 1024) -> Iterator[np.ndarray]:
+        for start in range(0, total, size):
+            x = np.arange(start, min(start + size, total)) / rate
+            wave = 0.3 * np.sin(2 * math.pi * 440 * x) if tone else np.zeros(len(x))
+            yield wave[None, :]  # [1, n]: mono
 
-def _audio_frame(wave: np.ndarray, fmt_name: str) -> av.AudioFrame:
-    if fmt_name.startswith("s16"):
-        data = (wave * 32767).astype(np.int16)
-        fmt = "s16p" if fmt_name.endswith("p") else "s16"
-    elif fmt_name.startswith("s32"):
-        data = (wave * 2**31 - 1).astype(np.int32)
-        fmt = "s32p" if fmt_name.endswith("p") else "s32"
-    else:
-        data = wave.astype(np.float32)
-        fmt = "fltp" if fmt_name.endswith("p") else "flt"
-    return av.AudioFrame.from_ndarray(data.reshape(1, -1), format=fmt, layout="mono")
+    return write_audio(chunks(), rate=rate, codec=codec, container=container)
 
 
 @cache
@@ -177,23 +134,15 @@ def encode_video(
     fmt: str, frames: int = 12, size: tuple[int, int] = (64, 48), noise: bool = True
 ) -> bytes:
     container, codec = _AV_VIDEO[fmt]
-    out = io.BytesIO()
-    with av.open(out, "w", format=container) as dst:
-        stream = dst.add_stream(codec, rate=6)
-        assert isinstance(stream, av.video.stream.VideoStream)
-        stream.width, stream.height = size
-        stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
-        rng = np.random.default_rng(1)
-        flat = np.full((size[1], size[0], 3), 90, dtype=np.uint8)
-        for i in range(frames):
-            pixels = rng.integers(0, 255, flat.shape, dtype=np.uint8) if noise else flat
-            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                dst.mux(packet)
-        for packet in stream.encode(None):
-            dst.mux(packet)
-    return out.getvalue()
+    rng = np.random.default_rng(1)
+    flat = np.full((size[1], size[0], 3), 90, dtype=np.uint8)
+    pictures = (
+        rng.integers(0, 255, flat.shape, dtype=np.uint8) if noise else flat for _ in range(frames)
+    )
+    pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+    return write_video(
+        pictures, rate=6, codec=codec, container=container, pix_fmt=pix_fmt, size=size
+    )
 
 
 @cache
@@ -474,31 +423,11 @@ def hour_flac() -> bytes:
 
 
 def audio_only_mp4() -> bytes:
-    out = io.BytesIO()
-    data = audio_seed("m4a")
-    with av.open(io.BytesIO(data), "r") as src, av.open(out, "w", format="mp4") as dst:
-        in_stream = src.streams.audio[0]
-        stream = dst.add_stream_from_template(in_stream)
-        for packet in src.demux(in_stream):
-            if packet.dts is None:
-                continue
-            packet.stream = stream
-            dst.mux(packet)
-    return out.getvalue()
+    return remux_audio(audio_seed("m4a"), "mp4")
 
 
 def audio_only_mkv() -> bytes:
-    out = io.BytesIO()
-    ogg = io.BytesIO(audio_seed("ogg"))
-    with av.open(ogg, "r") as src, av.open(out, "w", format="matroska") as dst:
-        in_stream = src.streams.audio[0]
-        stream = dst.add_stream_from_template(in_stream)
-        for packet in src.demux(in_stream):
-            if packet.dts is None:
-                continue
-            packet.stream = stream
-            dst.mux(packet)
-    return out.getvalue()
+    return remux_audio(audio_seed("ogg"), "matroska")
 
 
 def patch_mp4_dims(data: bytes) -> bytes:
@@ -565,7 +494,7 @@ def seek_cases() -> Iterator[Case]:
 
 
 def decode_cost_cases() -> Iterator[Case]:
-    """Small files that decode into far more than they weigh (bench/bombs.py): refused
+    """Small files that decode into far more than they weigh (harness/bombs.py): refused
     before decoding, or decoded within the item's reservation."""
     yield url_case("flac-299s-8ch-192khz-silence", "audio", silent_audio(), MIME["flac"])
     yield url_case("mp4-1080p-17400-frames-one-keyframe", "video", long_gop_video(), MIME["mp4"])

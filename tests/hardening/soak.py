@@ -32,11 +32,12 @@ if __package__ in (None, ""):  # run as a file: make `tests.*` importable
 
 import httpx
 
-from tests.hardening.harness import Split, children, fd_count, rss_bytes, split_deployment
+from harness.deployments import Split, split_deployment
+from harness.probes import readiness
+from harness.proc_figures import children, fd_count, rss_bytes
+from harness.processes import make_demo_weights
 from tests.utils.media import data_url
 from tests.utils.media_bytes import png
-from tests.utils.processes import PANDAGPT, Process, base_env
-from tests.utils.readiness import readiness
 
 RSS_GROWTH_LIMIT = 0.10
 FD_SLACK = 8  # pooled keep-alive sockets may differ by a few between two samples
@@ -265,19 +266,6 @@ def run_soak(split: Split, minutes: float, clients: int = 16, log: Any = print) 
     return asyncio.run(_run(split, minutes, clients, log))
 
 
-def _small_weights(root: Path, log_dir: Path) -> Path:
-    proc = Process(
-        "demo-weights-small",
-        [*PANDAGPT, "demo-weights", str(root), "--size", "small"],
-        base_env(),
-        log_dir,
-    )
-    if proc.popen.wait(600) != 0:
-        raise RuntimeError(f"demo-weights failed:\n{proc.log_tail()}")
-    proc.stop()
-    return root / "model"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=2.0)
@@ -288,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     log_dir = args.log_dir or Path(tempfile.mkdtemp(prefix="pandagpt-soak-"))
     log_dir.mkdir(parents=True, exist_ok=True)
-    model_dir = args.model_dir or _small_weights(log_dir / "weights", log_dir)
+    model_dir = args.model_dir or make_demo_weights(log_dir / "weights", log_dir, "small")
 
     def log(message: str) -> None:
         print(f"[soak {time.strftime('%H:%M:%S')}] {message}", flush=True)

@@ -24,14 +24,15 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-from bench.flood import HealthWatch, ask, bomb_parts, photo_part
-from tests.hardening.harness import proc_status_kib, serve_all_in_one, split_deployment
+from harness.bomb_requests import ask, bomb_parts, photo_part
+from harness.deployments import Front, serve_or_split
+from harness.probes import HealthWatch
+from harness.proc_figures import proc_status_kib
 
 pytestmark = pytest.mark.slow
 
@@ -40,24 +41,14 @@ GROWTH_LIMIT = 2**30
 ENV = {"PANDAGPT_ENFORCE_EAGER": "true", "PANDAGPT_REQUEST_TIMEOUT_S": "300"}
 
 
-@dataclass
-class Deployment:
-    url: str
-    pids: dict[str, int]
-
-
 @pytest.fixture(scope="module", params=["serve", "split"])
 def deployment(
     request: pytest.FixtureRequest, tiny_model_dir: Path, hardening_logs: Path
-) -> Iterator[Deployment]:
-    if request.param == "serve":
-        with serve_all_in_one(tiny_model_dir, hardening_logs, "serve-bombs", ENV) as served:
-            yield Deployment(served.url, {"serve": served.proc.popen.pid})
-    else:
-        with split_deployment(
-            tiny_model_dir, hardening_logs, workers=1, worker_env=ENV, gateway_env=ENV
-        ) as split:
-            yield Deployment(split.gateway, split.pids())
+) -> Iterator[Front]:
+    with serve_or_split(
+        request.param, tiny_model_dir, hardening_logs, ENV, name="serve-bombs"
+    ) as front:
+        yield front
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +65,7 @@ EXPECTED = {
 
 @pytest.mark.parametrize("kind", ["audio", "video", "codec"])
 def test_eight_bombs_at_once_stay_within_memory_and_leave_room_for_an_image(
-    deployment: Deployment, bombs: dict[str, list[dict[str, object]]], kind: str, record_property
+    deployment: Front, bombs: dict[str, list[dict[str, object]]], kind: str, record_property
 ) -> None:
     model = httpx.get(f"{deployment.url}/v1/models", timeout=30).json()["data"][0]["id"]
     asyncio.run(_ask(deployment.url, model, [bombs[kind][0]]))  # first-use costs, not the flood's

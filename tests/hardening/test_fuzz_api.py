@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.hardening.conftest import KEY, Service, assert_serves
-from tests.hardening.harness import RecordProperty
+from tests.hardening.conftest import KEY, RecordProperty, Service, assert_serves
 
 pytestmark = pytest.mark.slow
 

@@ -14,12 +14,12 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
+from harness.local_servers import serve_in_thread
 from service.api import create_app
 from service.config import Settings
 from service.contract import ChatEvent, ChatJob
 from service.server import header_deadline_protocol
 from tests.utils.fake_worker import MODEL, ScriptedWorker, echo_chat
-from tests.utils.servers import serve_in_thread
 
 
 @pytest.fixture(scope="module")

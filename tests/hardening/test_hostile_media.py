@@ -16,8 +16,8 @@ import time
 import httpx
 import pytest
 
-from tests.hardening.conftest import Service, chat_body
-from tests.hardening.harness import RecordProperty, peak_rss_bytes, rss_bytes
+from harness.proc_figures import peak_rss_bytes, rss_bytes
+from tests.hardening.conftest import RecordProperty, Service, chat_body
 from tests.hardening.make_corpus import Case, cases
 
 pytestmark = pytest.mark.slow

@@ -12,10 +12,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.hardening.conftest import Service, assert_serves, chat_body
-from tests.hardening.harness import RecordProperty
+from harness.probes import readiness, wait_until_idle
+from tests.hardening.conftest import RecordProperty, Service, assert_serves, chat_body
 from tests.utils.media import data_url, image_part, text_part
-from tests.utils.readiness import readiness, wait_until_idle
 
 pytestmark = pytest.mark.slow
 

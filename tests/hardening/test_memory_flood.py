@@ -23,16 +23,16 @@ import io
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 from PIL import Image
 
-from bench.flood import HealthWatch
-from tests.hardening.harness import proc_status_kib, serve_all_in_one, split_deployment
-from tests.utils.processes import media_server, metric_value
+from harness.deployments import Front, serve_or_split
+from harness.local_servers import media_server
+from harness.probes import HealthWatch, metric_value
+from harness.proc_figures import proc_status_kib
 
 pytestmark = pytest.mark.slow
 
@@ -85,26 +85,16 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         }
 
 
-@dataclass
-class Deployment:
-    url: str
-    pids: dict[str, int]  # the processes that hold request data: gateway side, worker side
-    servers: dict[str, str]  # each process's base URL (its /metrics)
-
-
 @pytest.fixture(scope="module", params=["serve", "split"])
 def deployment(
     request: pytest.FixtureRequest, tiny_model_dir: Path, hardening_logs: Path
-) -> Iterator[Deployment]:
-    if request.param == "serve":
-        with serve_all_in_one(tiny_model_dir, hardening_logs, "serve-flood", ENV) as served:
-            yield Deployment(served.url, {"serve": served.proc.popen.pid}, {"serve": served.url})
-    else:
-        with split_deployment(
-            tiny_model_dir, hardening_logs, workers=1, worker_env=ENV, gateway_env=ENV
-        ) as split:
-            pids = {name: proc.popen.pid for name, proc in split.procs.items()}
-            yield Deployment(split.gateway, pids, {"gateway": split.gateway, **split.workers})
+) -> Iterator[Front]:
+    """`urls` name each process's base URL (its /metrics), `pids` the processes that
+    hold request data: gateway side, worker side."""
+    with serve_or_split(
+        request.param, tiny_model_dir, hardening_logs, ENV, name="serve-flood"
+    ) as front:
+        yield front
 
 
 async def flood(url: str, model: str, parts: list[str]) -> Counter[tuple[int | str, str]]:
@@ -140,7 +130,7 @@ def reset_peak_rss(pid: int) -> None:
 
 
 def test_a_flood_of_maximum_size_media_is_answered_within_the_memory_budget(
-    deployment: Deployment, media: dict[str, str], record_property
+    deployment: Front, media: dict[str, str], record_property
 ) -> None:
     model = httpx.get(f"{deployment.url}/v1/models", timeout=30).json()["data"][0]["id"]
     kinds = list(media)
@@ -153,7 +143,7 @@ def test_a_flood_of_maximum_size_media_is_answered_within_the_memory_budget(
     parts = [media[kinds[i % len(kinds)]] for i in range(FLOOD)]
     for pid in deployment.pids.values():
         reset_peak_rss(pid)
-    stalls_before = {name: slow_ticks(url) for name, url in deployment.servers.items()}
+    stalls_before = {name: slow_ticks(url) for name, url in deployment.urls.items()}
     baseline = {name: proc_status_kib(pid, "VmRSS") * 1024 for name, pid in deployment.pids.items()}
     watch = HealthWatch(deployment.url)
     watcher = threading.Thread(target=watch.run, daemon=True)
@@ -166,9 +156,7 @@ def test_a_flood_of_maximum_size_media_is_answered_within_the_memory_budget(
     peak = {name: proc_status_kib(pid, "VmHWM") * 1024 for name, pid in deployment.pids.items()}
     # Loop stalls of 100 ms or more during the flood: the histogram's count beyond that
     # bucket, after minus before (start-up and warm-up are not the flood's).
-    stalls = {
-        name: slow_ticks(url) - stalls_before[name] for name, url in deployment.servers.items()
-    }
+    stalls = {name: slow_ticks(url) - stalls_before[name] for name, url in deployment.urls.items()}
     statuses = Counter(status for status, _ in answers.elements())
     figures = {
         "answers": {f"{status} {code}".strip(): n for (status, code), n in answers.items()},

@@ -26,11 +26,12 @@ import httpx
 import pytest
 import redis
 
-from tests.hardening.harness import RecordProperty, Split, kill_group, kill_redis, split_deployment
+from harness.deployments import Split, split_deployment
+from harness.probes import metric, readiness
+from harness.processes import free_port, start_pandagpt
+from tests.hardening.conftest import RecordProperty
 from tests.hardening.soak import run_soak
 from tests.utils.media import data_url, image_part, media_bytes, text_part
-from tests.utils.processes import free_port, start_pandagpt
-from tests.utils.readiness import metric, readiness
 
 pytestmark = pytest.mark.slow
 
@@ -172,7 +173,7 @@ def _redis_answers(split: Split) -> bool:
 
 def _images_cached(split: Split) -> bool:
     """Redis holds the feature of every image the load asks about (keys end in the sha256)."""
-    prefix = split.worker_env["PANDAGPT_CACHE_PREFIX"]
+    prefix = split.worker_envs["worker-a"]["PANDAGPT_CACHE_PREFIX"]
     client = _redis_client(split)
     try:
         return all(
@@ -278,7 +279,7 @@ async def _redis_fault(split: Split, model: str) -> tuple[list[str], list[tuple[
     try:
         before = await load.healthy_window()
 
-        await asyncio.to_thread(kill_redis, split.redis)
+        await asyncio.to_thread(split.redis.kill)
         assert not await asyncio.to_thread(_redis_answers, split)
         await _until(
             lambda: all(_cache_degraded(split)),
@@ -368,7 +369,7 @@ def test_hung_worker_times_out_not_hangs(
             return list(await asyncio.gather(*(one() for _ in range(4))))
 
     try:
-        kill_group(hung, signal.SIGSTOP)
+        hung.signal_group(signal.SIGSTOP)
         try:
             results = asyncio.run(burst())
             _wait(
@@ -378,7 +379,7 @@ def test_hung_worker_times_out_not_hangs(
             )
             after = asyncio.run(burst())
         finally:
-            kill_group(hung, signal.SIGCONT)
+            hung.signal_group(signal.SIGCONT)
         statuses = [s for s, _ in results]
         slowest = max(t for _, t in results)
         record_property("hang_statuses", str(sorted(statuses)))
@@ -416,7 +417,7 @@ def test_worker_killed_mid_stream(
         # Every stream has started and none can have ended (400 tokens, ignore_eos: seconds
         # of work), so the victim dies with streams of its own in flight.
         assert _worker_running(split)["worker-a"] >= 1
-        kill_group(victim, signal.SIGKILL)
+        victim.signal_group(signal.SIGKILL)
 
     try:
         _killed_mid_stream(split, model, kill, record_property)
@@ -479,7 +480,7 @@ def test_gateway_killed_with_streams_in_flight(
     def kill() -> None:
         # All four streams are still generating (1000 tokens each): none can end cleanly.
         assert sum(_worker_running(split).values()) == 4
-        kill_group(gateway, signal.SIGKILL)
+        gateway.signal_group(signal.SIGKILL)
 
     _wait(lambda: _healthy(split, "worker-a") and _healthy(split, "worker-b"), 30, "both workers")
     # As long as the 1024-token context allows: the first stream must still be far from its

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from service.weights.convert import convert
-from service.weights.demo import DemoPaths, make_demo_weights
+from service.weights.demo import DemoPaths
 
 
 @dataclass(frozen=True)
@@ -23,9 +23,10 @@ class ParityWeights:
 
 
 @pytest.fixture(scope="session")
-def parity_weights(tmp_path_factory: pytest.TempPathFactory) -> ParityWeights:
-    root = tmp_path_factory.mktemp("parity")
-    merged = make_demo_weights(root, seed=0, size="tiny")
+def parity_weights(demo_root: Path) -> ParityWeights:
+    """The suite's demo weights (tests/conftest.py), and a --keep-lora conversion beside."""
+    root = demo_root
+    merged = root / "model"
     paths = DemoPaths(root)
     lora = root / "model-lora"
     convert(

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from openai import OpenAI
 
+from harness.local_servers import serve_in_thread
 from service.api import create_app
 from service.api.media.fetch import MediaFetcher
 from service.config import Settings
 from service.metrics import Metrics
 from tests.utils.fake_worker import ScriptedWorker
-from tests.utils.servers import serve_in_thread
 
 
 class Gateway:

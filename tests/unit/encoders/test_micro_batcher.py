@@ -210,8 +210,8 @@ async def test_a_cancelled_encode_stops_its_decoding_between_packets(model: Imag
     the rest, and gives back the reservation the item held."""
     import time
 
-    from bench.bombs import long_gop_video
     from encoders.media import MediaLimits, preprocess
+    from harness.bombs import long_gop_video
 
     # 18,000 frames after one keyframe: seconds of decoding when the budgets allow it.
     video = long_gop_video(frames=18_000, width=640, height=360)

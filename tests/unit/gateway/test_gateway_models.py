@@ -11,6 +11,7 @@ import httpx
 import openai
 import pytest
 
+from harness.local_servers import serve_in_thread
 from service.api import create_app
 from service.config import Settings
 from service.contract import ChatDelta, ChatJob, ChatTurn, EmbedJob, UserTurn
@@ -19,7 +20,6 @@ from service.gateway import HTTPWorkerClient, WorkerPool
 from service.metrics import Metrics
 from service.worker.http_app import create_worker_app
 from tests.utils.fake_worker import ScriptedWorker
-from tests.utils.servers import serve_in_thread
 
 SMALL, LARGE, LARGE_LORA = "panda-7b", "panda-13b", "panda-13b-lora"
 

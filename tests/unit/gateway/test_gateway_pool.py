@@ -11,6 +11,7 @@ from contextlib import ExitStack
 import httpx
 import pytest
 
+from harness.local_servers import serve_in_thread
 from service.api import create_app
 from service.config import Settings
 from service.contract import (
@@ -31,7 +32,6 @@ from service.metrics import Metrics
 from service.worker.http_app import create_worker_app
 from tests.utils.fake_worker import MODEL, ScriptedWorker
 from tests.utils.media_bytes import png
-from tests.utils.servers import serve_in_thread
 
 
 def job(text: str = "hi there", rid: str = "r1") -> ChatJob:

@@ -1,4 +1,4 @@
-"""Tiny demo weights (3 s to make) shared by the worker unit tests."""
+"""Tiny demo weights (3 s to make) shared by the worker unit tests: the suite's own."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from service.weights.demo import make_demo_weights
-
 
 @pytest.fixture(scope="session")
-def demo_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_demo_weights(tmp_path_factory.mktemp("demo-worker"), seed=0, size="tiny")
+def demo_model(demo_model_dir: Path) -> Path:
+    return demo_model_dir  # tests/conftest.py

@@ -3,18 +3,17 @@ encoders (PyAV, Pillow) that make synthetic test files in memory."""
 
 from __future__ import annotations
 
-import io
 import struct
 import zlib
 from collections.abc import Callable
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+
+from harness.media import write_audio, write_video
 
 FIXTURES = Path(__file__).resolve().parents[3] / "fixtures"
 MEDIA = FIXTURES / "media"
@@ -34,52 +33,15 @@ def encode_audio(
     samples: np.ndarray, rate: int, container: str = "wav", codec: str = "pcm_s16le"
 ) -> bytes:
     """float [C, n] in [−1, 1] → encoded bytes (PyAV)."""
-    channels = samples.shape[0]
-    layout = "mono" if channels == 1 else "stereo"
-    buffer = io.BytesIO()
-    with av.open(buffer, "w", format=container) as out:
-        stream = out.add_stream(codec, rate=rate, layout=layout)
-        fmt = stream.codec_context.format
-        chunk = stream.codec_context.frame_size or 4096
-        for start in range(0, samples.shape[1], chunk):
-            part = np.ascontiguousarray(samples[:, start : start + chunk])
-            if fmt.name.startswith("s16"):
-                part = np.clip(np.round(part * 32767), -32768, 32767).astype(np.int16)
-            elif fmt.name.startswith("s32"):
-                part = np.round(part * (2**31 - 1)).astype(np.int32)
-            else:
-                part = part.astype(np.float32)
-            if not fmt.is_planar:
-                part = part.T.reshape(1, -1)  # [C, n] → packed [1, n·C]
-            frame = av.AudioFrame.from_ndarray(part, format=fmt.name, layout=layout)
-            frame.sample_rate = rate
-            frame.pts = start
-            frame.time_base = Fraction(1, rate)
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return buffer.getvalue()
+    return write_audio(samples, rate=rate, codec=codec, container=container)
 
 
 def encode_video(
-    frames: np.ndarray, fps: int, container: str = "mp4", codec: str = "mpeg4", audio: bool = False
+    frames: np.ndarray, fps: int, container: str = "mp4", codec: str = "mpeg4"
 ) -> bytes:
-    """uint8 [N, H, W, 3] → encoded bytes (PyAV); optionally a silent audio track."""
-    buffer = io.BytesIO()
-    with av.open(buffer, "w", format=container) as out:
-        stream = out.add_stream(codec, rate=fps)
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
-        stream.codec_context.qscale = 2 if codec == "mpeg4" else None
-        for index, rgb in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            frame.pts = index
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return buffer.getvalue()
+    """uint8 [N, H, W, 3] → encoded bytes (PyAV)."""
+    qscale = 2 if codec == "mpeg4" else None
+    return write_video(frames, rate=fps, codec=codec, container=container, qscale=qscale)
 
 
 def png_header(width: int, height: int) -> bytes:

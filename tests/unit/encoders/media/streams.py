@@ -10,13 +10,13 @@ sequential decoding (or refuse) on them, within the usual time and memory.
 
 from __future__ import annotations
 
-import io
 import struct
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 
-import av
 import numpy as np
+
+from harness.media import write_video
 
 WIDTH, HEIGHT = 96, 64
 
@@ -42,22 +42,10 @@ def encode(
     time_base: Fraction | None = None,
 ) -> bytes:
     """``count`` frames → encoded bytes; ``pts(i)`` in ``time_base`` units (default 1/rate)."""
-    buffer = io.BytesIO()
-    with av.open(buffer, "w", format=container) as out:
-        stream = out.add_stream(codec, rate=rate, options=options or {})
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        if time_base is not None:
-            stream.codec_context.time_base = time_base
-        for index, rgb in enumerate(frames(count)):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            frame.pts = pts(index) if pts else index
-            if time_base is not None:
-                frame.time_base = time_base
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return buffer.getvalue()
+    return write_video(
+        frames(count), rate=rate, codec=codec, container=container, options=options, pts=pts,
+        time_base=time_base,
+    )  # fmt: skip
 
 
 def x264(params: str) -> dict[str, str]:

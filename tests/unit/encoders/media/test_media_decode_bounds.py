@@ -19,10 +19,10 @@ import pytest
 import torch
 from PIL import Image
 
-from bench.bombs import jpeg2000_video, long_gop_video, silent_audio
 from encoders.media import DecodeGuard, MediaCancelled, MediaError, MediaLimits, preprocess
 from encoders.media.audio import clip_ranges, decode, features
 from encoders.media.resample import output_length, resample_ranges
+from harness.bombs import jpeg2000_video, long_gop_video, silent_audio
 from tests.unit.encoders.media.conftest import encode_audio
 
 ROOT = Path(__file__).resolve().parents[4]

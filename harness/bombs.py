@@ -1,6 +1,6 @@
 """Media made to cost far more to decode than to send, built when needed.
 
-Used by the decode-bomb mode of ``bench.flood`` and by the tests. Nothing here
+Used by the decode-bomb mode of the benchmark's flood and by the tests. Nothing here
 is committed as a file: each builder makes its bytes with PyAV in seconds.
 The classes are the ones the decode guard bounds
 (encoders/media/guard.py): audio that declares hours of many-channel samples,
@@ -13,10 +13,13 @@ decoding costs.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from fractions import Fraction
 
 import av
 import numpy as np
+
+from harness.media import write_audio, write_video
 
 
 def silent_audio(
@@ -28,27 +31,20 @@ def silent_audio(
     salt: int = 0,
 ) -> bytes:
     """Silence, ``channels`` × ``rate`` for ``seconds``: compresses to almost nothing."""
-    layout = {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}[channels]
-    buffer = io.BytesIO()
-    with av.open(buffer, "w", format=container) as out:
-        stream = out.add_stream(codec, rate=rate, layout=layout)
-        fmt = stream.codec_context.format
-        chunk = stream.codec_context.frame_size or 4608
-        dtype = np.int16 if fmt.name.startswith("s16") else np.int32
-        plane = np.zeros((1, chunk * channels), dtype=dtype)
-        total = int(seconds * rate)
-        for start in range(0, total, chunk):
-            part = plane if start + chunk <= total else plane[:, : (total - start) * channels]
-            if start == 0 and salt:
-                part = part.copy()
-                part[0, 0] = salt  # one sample of the first frame: distinct bytes
-            frame = av.AudioFrame.from_ndarray(part, format=fmt.name, layout=layout)
-            frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return buffer.getvalue()
+    return write_audio(
+        _silence(int(seconds * rate), channels, salt), rate=rate, codec=codec, container=container
+    )
+
+
+def _silence(total: int, channels: int, salt: int, chunk: int = 4608) -> Iterator[np.ndarray]:
+    """Integer zeros [C, chunk] up to ``total`` samples; ``salt`` as the first one."""
+    plane = np.zeros((channels, chunk), dtype=np.int32)
+    for start in range(0, total, chunk):
+        part = plane if start + chunk <= total else plane[:, : total - start]
+        if start == 0 and salt:
+            part = part.copy()
+            part[0, 0] = salt  # one sample of the first frame: distinct bytes
+        yield part
 
 
 def salted_flac(data: bytes, salt: int) -> bytes:
@@ -101,16 +97,5 @@ def long_gop_video(
 def jpeg2000_video(frames: int = 10, salt: int = 0) -> bytes:
     """A JPEG 2000 video in Matroska: an accepted container around a decoder that is not."""
     rng = np.random.default_rng(salt)
-    buffer = io.BytesIO()
-    with av.open(buffer, "w", format="matroska") as out:
-        stream = out.add_stream("jpeg2000", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "rgb24"
-        for index in range(frames):
-            picture = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
-            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
-            frame.pts = index
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return buffer.getvalue()
+    pictures = (rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(frames))
+    return write_video(pictures, rate=10, codec="jpeg2000", container="matroska", pix_fmt="rgb24")

@@ -1,11 +1,15 @@
-"""Run an ASGI app under a real uvicorn on 127.0.0.1 in a background thread."""
+"""Servers in a background thread of this process, on 127.0.0.1: an ASGI app under a
+real uvicorn, and a folder of media over plain HTTP (for `*_url` media parts)."""
 
 from __future__ import annotations
 
+import functools
+import http.server
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -31,3 +35,22 @@ def serve_in_thread(app: Any, *, port: int = 0, http: Any = "auto") -> Iterator[
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        return None
+
+
+@contextmanager
+def media_server(directory: Path) -> Iterator[str]:
+    """Serve `directory` over HTTP on 127.0.0.1; yields the base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
