@@ -53,7 +53,7 @@ def load_settings(args: argparse.Namespace, **overrides: Any) -> Settings:
 
 def _check_key_file(settings: Settings) -> None:
     """A key file that exists but cannot be used stops the server before it starts."""
-    from service.quota.keys import KeyFileError, read_key_file
+    from service.ratelimit.keys import KeyFileError, read_key_file
 
     if settings.api_key_file is not None and settings.api_key_file.is_file():
         try:

@@ -61,7 +61,7 @@ from service.errors import (
     error_body,
 )
 from service.http.streaming import EventStreamResponse, sse
-from service.quota.quota import estimate_tokens
+from service.ratelimit.rate_limiter import estimate_tokens
 
 _log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ class ChatServing(OpenAIServing):
         """The key's limits, then a place in flight, queued by priority."""
         with telemetry.span("admission"):
             return await admit(
-                self.quota,
+                self.rate_limiter,
                 self.inflight,
                 endpoint=endpoint,
                 tokens=_reservation(request, self.settings.default_max_tokens, max_model_len),

@@ -25,7 +25,7 @@ from service.api.serving import OpenAIServing
 from service.cache.base import pack_f32
 from service.contract import EmbedJob, MediaItem
 from service.errors import DeadlineExceeded, InvalidRequest, ServiceError, WorkerFailed
-from service.quota.quota import CHARS_PER_TOKEN
+from service.ratelimit.rate_limiter import CHARS_PER_TOKEN
 
 MAX_INPUTS = 2048  # OpenAI's cap on inputs per request
 
@@ -40,7 +40,7 @@ class EmbeddingServing(OpenAIServing):
         model = await self.catalog.resolve(request.model)
         with telemetry.span("admission"):
             ticket = await admit(
-                self.quota,
+                self.rate_limiter,
                 self.inflight,
                 endpoint="embeddings",
                 tokens=_text_chars(raw) // CHARS_PER_TOKEN,

@@ -37,7 +37,7 @@ from service.api.responses.store import ResponseStore, StoredResponse
 from service.contract import ChatDelta, ChatUsage, ServedModel
 from service.errors import DeadlineExceeded, InvalidRequest, NotFound, ServiceError
 from service.http.streaming import EventStreamResponse
-from service.quota.quota import current_key
+from service.ratelimit.rate_limiter import current_key
 
 _log = logging.getLogger(__name__)
 ENDPOINT = "responses"  # the label of this endpoint's metrics

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from service.api.middleware.auth import KeyStore
-from service.quota.keys import KeyFileError, KeyLimits, find_key, parse_key_file
+from service.ratelimit.keys import KeyFileError, KeyLimits, find_key, parse_key_file
 from tests.utils.processes import PANDAGPT, REPO_ROOT, base_env, free_port
 
 SECRET = "sk-mobile-0123456789abcdef"
