@@ -27,6 +27,13 @@ from pydantic_settings import (
 )
 
 from encoders.media.allowlists import AUDIO_CODECS, IMAGE_FORMATS, VIDEO_CODECS
+from encoders.media.defaults import (
+    MAX_AUDIO_DECODED_BYTES,
+    MAX_DECODE_CPU_S,
+    MAX_DECODED_BYTES,
+    MAX_ITEM_BYTES,
+    MAX_VIDEO_DECODE_PIXELS,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -176,20 +183,24 @@ class Settings(BaseSettings):
         64 * 1024 * 1024, ge=1024, description="Largest request body (413 beyond)."
     )
     max_media_bytes: int = Field(
-        32 * 1024 * 1024, ge=1, description="Largest single media item, fetched or inline."
+        MAX_ITEM_BYTES, ge=1, description="Largest single media item, fetched or inline."
     )
     max_media_items: int = Field(8, ge=0, description="Media items allowed in one request.")
     # --- worker: what decoding one media item may cost (README, Reliability) ---
     max_decoded_bytes: int = Field(
-        256 * 2**20, ge=16 * 2**20, description="Bytes one image or video may decode into."
+        MAX_DECODED_BYTES, ge=16 * 2**20, description="Bytes one image or video may decode into."
     )
     max_audio_decoded_bytes: int = Field(
-        64 * 2**20, ge=8 * 2**20, description="Bytes one audio item's windows may hold."
+        MAX_AUDIO_DECODED_BYTES,
+        ge=8 * 2**20,
+        description="Bytes one audio item's windows may hold.",
     )
     max_video_decode_pixels: int = Field(
-        4_000_000_000, ge=10**6, description="Frames to decode × frame pixels, per video."
+        MAX_VIDEO_DECODE_PIXELS, ge=10**6, description="Frames to decode × frame pixels, per video."
     )
-    max_decode_cpu_s: float = Field(3.0, gt=0, description="CPU seconds one item may take.")
+    max_decode_cpu_s: float = Field(
+        MAX_DECODE_CPU_S, gt=0, description="CPU seconds one item may take."
+    )
     decode_reserve_wait_s: float = Field(
         2.0, ge=0, description="Wait for room in the memory budget before 429 with Retry-After."
     )

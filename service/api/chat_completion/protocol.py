@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from service.api.chat_completion.bounds import (
+from service.api.chat_completion.size_limits import (
     MAX_CONTENT_PARTS,
     MAX_ID_CHARS,
     MAX_MESSAGES,
@@ -221,7 +221,7 @@ class ChatCompletionRequest(OpenAIBaseModel):
     parallel_tool_calls: bool | None = None  # default true, as OpenAI's
     response_format: ResponseFormat | None = None
     seed: int | None = None
-    # (a single string's length is checked in limits.py: a constrained str in this
+    # (a single string's length is checked in validation.py: a constrained str in this
     # union would name the parameter "stop.constrained-str")
     stop: (
         str

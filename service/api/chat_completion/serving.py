@@ -22,7 +22,6 @@ from starlette.responses import JSONResponse, Response
 from service import telemetry
 from service.api.admission import Admission, admit
 from service.api.chat_completion.conversation import build_job
-from service.api.chat_completion.limits import check_limits
 from service.api.chat_completion.protocol import (
     ChatCompletionChoice,
     ChatCompletionChunk,
@@ -44,6 +43,7 @@ from service.api.chat_completion.tool_replies import (
     reply_message,
     stream_choice,
 )
+from service.api.chat_completion.validation import check_limits
 from service.api.serving import OpenAIServing
 from service.contract import (
     ChatDelta,

@@ -28,7 +28,7 @@ import httpx
 from encoders.media.sniff import ACCEPTED, MIME_TYPES, compatible, sniff
 from service import telemetry
 from service.api.media import b64
-from service.api.media.policy import AddressPolicy
+from service.api.media.ssrf import AddressPolicy
 from service.config import Settings
 from service.errors import MediaInvalid, MediaTooLarge
 from service.http.bulk import BulkWorker

@@ -15,15 +15,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag
 
-from service.api.chat_completion.bounds import (
-    MAX_CONTENT_PARTS,
-    MAX_DESCRIPTION_CHARS,
-    MAX_ID_CHARS,
-    MAX_MESSAGES,
-    MAX_NAME_CHARS,
-    MAX_TEXT_CHARS,
-    MAX_TOOLS,
-)
 from service.api.chat_completion.protocol import (
     AudioURLPart,
     DepthURLPart,
@@ -31,6 +22,15 @@ from service.api.chat_completion.protocol import (
     InputAudioPart,
     ThermalURLPart,
     VideoURLPart,
+)
+from service.api.chat_completion.size_limits import (
+    MAX_CONTENT_PARTS,
+    MAX_DESCRIPTION_CHARS,
+    MAX_ID_CHARS,
+    MAX_MESSAGES,
+    MAX_NAME_CHARS,
+    MAX_TEXT_CHARS,
+    MAX_TOOLS,
 )
 from service.api.protocol_base import OpenAIBaseModel
 

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 import openai
 import pytest
 
-from service.api.chat_completion import limits
+from service.api.chat_completion import size_limits
 from service.contract import ChatDelta, ChatEvent, ChatJob, ChatUsage
 from tests.unit.api.conftest import Gateway, GatewayFactory
 from tests.utils.fake_worker import MODEL, ScriptedWorker
@@ -250,20 +250,20 @@ def _deep(depth: int) -> dict[str, object]:
 @pytest.mark.parametrize(
     ("extra", "param"),
     [
-        ({"messages": USER * (limits.MAX_MESSAGES + 1)}, "messages"),
+        ({"messages": USER * (size_limits.MAX_MESSAGES + 1)}, "messages"),
         (
             {"messages": [{"role": "user", "content": [{"type": "text", "text": "x"}] * 65}]},
             "messages.0.content",
         ),
         (
-            {"messages": [{"role": "user", "content": "x" * (limits.MAX_TEXT_CHARS + 1)}]},
+            {"messages": [{"role": "user", "content": "x" * (size_limits.MAX_TEXT_CHARS + 1)}]},
             "messages.0.content",
         ),
         ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
         ({"stop": ["x" * 257]}, "stop.0"),
         ({"stop": "x" * 257}, "stop"),
         ({"user": "u" * 257}, "user"),
-        ({"tools": [TOOLS[1]] * (limits.MAX_TOOLS + 1)}, "tools"),
+        ({"tools": [TOOLS[1]] * (size_limits.MAX_TOOLS + 1)}, "tools"),
         (
             {"tools": [{"type": "function", "function": {"name": "f", "parameters": _deep(17)}}]},
             "tools.0.function.parameters",

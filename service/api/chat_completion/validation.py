@@ -14,7 +14,12 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from service.api.chat_completion.bounds import (
+from service.api.chat_completion.protocol import (
+    AssistantMessage,
+    ChatCompletionRequest,
+    ToolMessage,
+)
+from service.api.chat_completion.size_limits import (
     MAX_CHOICE_CHARS,
     MAX_CHOICES,
     MAX_CONTENT_PARTS,
@@ -31,11 +36,6 @@ from service.api.chat_completion.bounds import (
     MAX_TOOL_CALLS,
     MAX_TOOLS,
     MAX_TOOLS_BYTES,
-)
-from service.api.chat_completion.protocol import (
-    AssistantMessage,
-    ChatCompletionRequest,
-    ToolMessage,
 )
 from service.errors import InvalidRequest
 
