@@ -43,7 +43,7 @@ from service.api.chat_completion.tool_replies import (
     reply_message,
     stream_choice,
 )
-from service.api.chat_completion.validation import check_limits
+from service.api.chat_completion.validation import check_context, check_request
 from service.api.serving import OpenAIServing
 from service.contract import (
     ChatDelta,
@@ -54,9 +54,7 @@ from service.contract import (
     ServedModel,
 )
 from service.errors import (
-    ContextLengthExceeded,
     DeadlineExceeded,
-    InvalidRequest,
     ServiceError,
     error_body,
 )
@@ -78,12 +76,6 @@ class ChatServing(OpenAIServing):
         )
 
     async def create(self, request: ChatCompletionRequest, request_id: str) -> Response:
-        if request.stream_options is not None and not request.stream:
-            raise InvalidRequest(
-                "stream_options is only allowed with stream=true.", param="stream_options"
-            )
-        if request.top_logprobs is not None and not request.logprobs:
-            raise InvalidRequest("top_logprobs needs logprobs=true.", param="top_logprobs")
         started = await self.start(request, request_id)
         run, first, plan, model = started.run, started.first, started.plan, started.model
         cid, created = completion_id(), now()
@@ -159,16 +151,10 @@ class ChatServing(OpenAIServing):
 
     async def check(self, request: ChatCompletionRequest) -> tuple[OutputPlan, ServedModel]:
         """Every check that needs no admission: the output plan and the resolved model."""
-        check_limits(request, self.settings.max_total_tokens)
+        check_request(request, self.settings)
         plan = plan_output(request)  # response_format, tools: the output's constraint
-        if request.n > self.settings.max_n:
-            raise InvalidRequest(
-                f"n must be at most {self.settings.max_n} (got {request.n}).",
-                param="n",
-                code="invalid_value",
-            )
         model = await self.catalog.resolve(request.model)
-        _check_max_tokens(request, model.max_model_len)
+        check_context(request, model.max_model_len)
         return plan, model
 
     async def admit(
@@ -195,18 +181,6 @@ class Started:
     plan: OutputPlan
     model: str
     job: ChatJob
-
-
-def _check_max_tokens(request: ChatCompletionRequest, max_model_len: int) -> None:
-    """A max_tokens that cannot fit the context even beside a one-token prompt is a 400."""
-    param = "max_completion_tokens" if request.max_completion_tokens else "max_tokens"
-    max_tokens = request.max_completion_tokens or request.max_tokens
-    if max_tokens is not None and max_tokens >= max_model_len:
-        raise ContextLengthExceeded(
-            f"{param} is {max_tokens}, but the model's context length is {max_model_len} "
-            "tokens (prompt included).",
-            param=param,
-        )
 
 
 def _reservation(request: ChatCompletionRequest, default_max: int | None, context: int) -> int:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from service import telemetry
 from service.api.admission import admit
 from service.api.chat_completion.protocol import TextPart
+from service.api.chat_completion.validation import check_media_count
 from service.api.embeddings.protocol import (
     EmbeddingData,
     EmbeddingRequest,
@@ -102,10 +103,7 @@ class EmbeddingServing(OpenAIServing):
             for i, item in enumerate(raw)
             if not isinstance(item, str | TextPart)
         ]
-        if len(refs) > self.settings.max_media_items:
-            raise InvalidRequest(
-                f"At most {self.settings.max_media_items} media items per request.", param="input"
-            )
+        check_media_count(len(refs), self.settings.max_media_items, "input")
         media = iter(await load_all(refs, self.fetcher))
         inputs: list[str | MediaItem] = []
         for item in raw:
