@@ -59,15 +59,15 @@ class ProcessSettings(BaseSettings):
         "info", description="Root log level."
     )
     log_json: bool = Field(True, description="One JSON object per log line (with request id).")
+    malloc_arena_max: int = Field(
+        0, ge=0, description="glibc malloc arenas (0 = glibc's default of 8 per core)."
+    )
     malloc_mmap_threshold_bytes: int = Field(
         0,
         ge=0,
         description="glibc malloc: allocations above this get their own mapping, unmapped when"
         " freed; 0 = glibc's default. A fixed 1 MiB lowers a gateway's peak under large bodies,"
         " but costs media decoding 17-34% more CPU in page faults: leave workers at 0.",
-    )
-    malloc_arena_max: int = Field(
-        0, ge=0, description="glibc malloc arenas (0 = glibc's default of 8 per core)."
     )
 
 

@@ -22,36 +22,25 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from service.config import gateway, media, storage, worker
 from service.config.fields import GROUP_CONFIG
-from service.config.gateway import (
-    AdmissionSettings,
-    AuthSettings,
-    HTTPSettings,
-    ProcessSettings,
-    RequestLimitSettings,
-    SamplingDefaultSettings,
-    WorkerPoolSettings,
-)
-from service.config.media import MediaDecodeSettings, MediaFetchSettings
-from service.config.storage import CacheSettings, ResponseStoreSettings
-from service.config.worker import EncoderSettings, EngineSettings, ModelSettings
 
 
 class Settings(
-    ModelSettings,
-    EngineSettings,
-    EncoderSettings,
-    MediaFetchSettings,
-    MediaDecodeSettings,
-    HTTPSettings,
-    ProcessSettings,
-    AdmissionSettings,
-    RequestLimitSettings,
-    SamplingDefaultSettings,
-    AuthSettings,
-    WorkerPoolSettings,
-    CacheSettings,
-    ResponseStoreSettings,
+    worker.ModelSettings,
+    worker.EngineSettings,
+    worker.EncoderSettings,
+    media.MediaFetchSettings,
+    media.MediaDecodeSettings,
+    gateway.HTTPSettings,
+    gateway.ProcessSettings,
+    gateway.AdmissionSettings,
+    gateway.RequestLimitSettings,
+    gateway.SamplingDefaultSettings,
+    gateway.AuthSettings,
+    gateway.WorkerPoolSettings,
+    storage.CacheSettings,
+    storage.ResponseStoreSettings,
     BaseSettings,
 ):
     """Every setting of the service: all groups, loaded together."""
