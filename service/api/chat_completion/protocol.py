@@ -78,17 +78,11 @@ class IMUURLPart(OpenAIBaseModel):
     imu_url: MediaURL
 
 
-ContentPart = Annotated[
-    TextPart
-    | ImageURLPart
-    | InputAudioPart
-    | AudioURLPart
-    | VideoURLPart
-    | ThermalURLPart
-    | DepthURLPart
-    | IMUURLPart,
-    Field(discriminator="type"),
-]
+# Audio and the other ImageBind modalities: chat content parts, and response input parts too.
+ModalityPart = (
+    InputAudioPart | AudioURLPart | VideoURLPart | ThermalURLPart | DepthURLPart | IMUURLPart
+)
+ContentPart = Annotated[TextPart | ImageURLPart | ModalityPart, Field(discriminator="type")]
 
 
 class StoredMediaPart(OpenAIBaseModel):

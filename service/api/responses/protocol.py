@@ -15,14 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag
 
-from service.api.chat_completion.protocol import (
-    AudioURLPart,
-    DepthURLPart,
-    IMUURLPart,
-    InputAudioPart,
-    ThermalURLPart,
-    VideoURLPart,
-)
+from service.api.chat_completion.protocol import ModalityPart
 from service.api.chat_completion.size_limits import (
     MAX_CONTENT_PARTS,
     MAX_DESCRIPTION_CHARS,
@@ -73,12 +66,7 @@ InputContent = Annotated[
     | OutputTextPart
     | RefusalPart
     # --- extensions: audio and the other ImageBind modalities, as chat content parts ---
-    | InputAudioPart
-    | AudioURLPart
-    | VideoURLPart
-    | ThermalURLPart
-    | DepthURLPart
-    | IMUURLPart,
+    | ModalityPart,
     Field(discriminator="type"),
 ]
 
