@@ -8,12 +8,11 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterator
 
-import openai
 import pytest
 
 from service.api.chat_completion import size_limits
 from service.contract import ChatDelta, ChatEvent, ChatJob, ChatUsage
-from tests.unit.api.conftest import Gateway, GatewayFactory
+from tests.unit.api.conftest import Gateway, GatewayFactory, bad_request
 from tests.utils.fake_worker import MODEL, ScriptedWorker
 
 USER = [{"role": "user", "content": "weather in Paris?"}]
@@ -49,13 +48,6 @@ def scripted(text: str) -> ScriptedWorker:
 def tool_gateway(gateway_factory: GatewayFactory) -> Iterator[Gateway]:
     with gateway_factory(scripted(CALL)) as gw:
         yield gw
-
-
-def bad_request(call: object) -> dict[str, object]:
-    with pytest.raises(openai.BadRequestError) as info:
-        call()  # type: ignore[operator]
-    assert isinstance(info.value.body, dict)
-    return info.value.body
 
 
 def test_response_formats_travel_as_constraints(gateway: Gateway) -> None:
