@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--trials", type=int, default=3)
-    # The worker's defaults (service/config.py); a GPU host has more cores for decoding.
+    # The worker's defaults (service/config/); a GPU host has more cores for decoding.
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
     parser.add_argument("--preprocess-workers", type=int, default=8)
     parser.add_argument("--preprocess-processes", type=int, default=0, help="0: decode in threads")

@@ -31,7 +31,7 @@ from service.memory import (
     freeze_startup_objects,
     tune_allocator,
 )
-from service.server import serve_app
+from service.server import serve_app, server_config
 
 _log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def load_settings(args: argparse.Namespace, **overrides: Any) -> Settings:
 
 def _check_key_file(settings: Settings) -> None:
     """A key file that exists but cannot be used stops the server before it starts."""
-    from service.quota.keys import KeyFileError, read_key_file
+    from service.ratelimit.keys import KeyFileError, read_key_file
 
     if settings.api_key_file is not None and settings.api_key_file.is_file():
         try:
@@ -112,15 +112,15 @@ async def _serve_all_in_one(settings: Settings) -> None:
 async def _serve(app: Any, settings: Settings, banner: Callable[[str], str]) -> None:
     """Serve `app` on the configured address; `banner(url)` is printed once it listens."""
     freeze_startup_objects()  # later garbage collections skip the loaded model
-    await serve_app(
+    config = server_config(
         app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
         graceful_s=settings.shutdown_grace_s,
         header_timeout_s=settings.header_timeout_s,
-        on_started=lambda url: print(banner(url), flush=True),
     )
+    await serve_app(config, on_started=lambda url: print(banner(url), flush=True))
 
 
 def usage_banner(url: str, settings: Settings, model: str) -> str:

@@ -67,24 +67,11 @@ def server_config(
 
 
 async def serve_app(
-    app: Any,
-    *,
-    host: str,
-    port: int,
-    log_level: str = "info",
-    graceful_s: float = 30.0,
-    header_timeout_s: float = 10.0,
-    on_started: Callable[[str], None] | None = None,
+    config: uvicorn.Config, *, on_started: Callable[[str], None] | None = None
 ) -> None:
-    """Serve `app` until a signal; `on_started(base_url)` runs once the socket listens."""
-    config = server_config(
-        app,
-        host=host,
-        port=port,
-        log_level=log_level,
-        graceful_s=graceful_s,
-        header_timeout_s=header_timeout_s,
-    )
+    """Serve `config.app` (built by `server_config`) until a signal; `on_started(base_url)`
+    runs once the socket listens."""
+    host, port = config.host, config.port
     server = uvicorn.Server(config)
     install_quiet_signal_handlers()
     announcer = asyncio.create_task(_announce(server, host, port, on_started))

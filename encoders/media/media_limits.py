@@ -13,6 +13,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .allowlists import AUDIO_CODECS, IMAGE_FORMATS, VIDEO_CODECS
+from .defaults import (
+    MAX_AUDIO_DECODED_BYTES,
+    MAX_DECODE_CPU_S,
+    MAX_DECODED_BYTES,
+    MAX_ITEM_BYTES,
+    MAX_VIDEO_DECODE_PIXELS,
+)
 
 #: ``exact``: the reference's pixels. ``fast``: photos decoded at a reduced JPEG
 #: scale and resized by torch (encoders/media/image.py); close, not identical.
@@ -25,7 +32,7 @@ class MediaLimits:
     """Caps applied by ``encoders.media.preprocess``; defaults suit a public API."""
 
     #: Raw input size, any modality.
-    max_bytes: int = 64 * 1024 * 1024
+    max_bytes: int = MAX_ITEM_BYTES
     #: Decoded still-image pixels (width × height), read from the header before
     #: decoding: the decompression-bomb cap. Pillow's own bomb check (at
     #: ``Image.MAX_IMAGE_PIXELS``, 89.5 MP) is also mapped to ``too_large``.
@@ -53,16 +60,16 @@ class MediaLimits:
     max_imu_samples: int = 200_000
     #: Decoded bytes one item may hold at once, computed from its headers before
     #: decoding and reserved from the process's memory budget (``guard.py``).
-    max_decoded_bytes: int = 256 * 2**20
+    max_decoded_bytes: int = MAX_DECODED_BYTES
     #: The same for audio: the three clip windows and the resampler's working set.
-    max_audio_decoded_bytes: int = 64 * 2**20
+    max_audio_decoded_bytes: int = MAX_AUDIO_DECODED_BYTES
     #: Pixels a video may cost to decode (frames decoded × frame pixels), counted from
     #: the keyframe layout before decoding: one keyframe followed by thousands of
     #: P-frames decodes them all to reach the last sampled frame.
-    max_video_decode_pixels: int = 4_000_000_000
+    max_video_decode_pixels: int = MAX_VIDEO_DECODE_PIXELS
     #: CPU seconds one item's decoding may take (the decoding thread's own time):
     #: the backstop for costs the headers do not show.
-    max_decode_cpu_s: float = 3.0
+    max_decode_cpu_s: float = MAX_DECODE_CPU_S
     #: Decoders FFmpeg may open (FFmpeg's ``codec_whitelist``); anything else is
     #: ``unsupported_codec``. Names are FFmpeg's decoder names.
     video_codecs: tuple[str, ...] = VIDEO_CODECS

@@ -15,7 +15,7 @@ import logging
 
 from service.api.inflight import InflightLimit, Ticket
 from service.errors import ServerBusy
-from service.quota import Grant, Quota
+from service.ratelimit import Grant, RateLimiter
 
 _log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def _settled(task: asyncio.Task[None]) -> None:
 
 
 async def admit(
-    quota: Quota,
+    rate_limiter: RateLimiter,
     inflight: InflightLimit,
     *,
     endpoint: str,
@@ -66,17 +66,17 @@ async def admit(
     queue_timeout_s: float,
 ) -> Admission:
     """Check the key's limits, then take a place (queueing up to `queue_timeout_s`)."""
-    grant = await quota.admit(endpoint, tokens)
-    effective = quota.priority(priority)
+    grant = await rate_limiter.admit(endpoint, tokens)
+    effective = rate_limiter.priority(priority)
     try:
         async with asyncio.timeout(queue_timeout_s):
             ticket = await inflight.acquire(effective)
     except ServerBusy:
-        quota.refused("busy")
+        rate_limiter.refused("busy")
         await grant.settle(0)
         raise
     except TimeoutError:
-        quota.refused("queue_timeout")
+        rate_limiter.refused("queue_timeout")
         await grant.settle(0)
         raise ServerBusy(
             f"Waited {queue_timeout_s:g}s for a place without getting one; retry later.",

@@ -48,8 +48,8 @@ from service.http.request_id import RequestIdMiddleware
 from service.http.request_metrics import MetricsMiddleware
 from service.memory import MemoryBudget
 from service.metrics import Metrics
-from service.quota import create_quota
-from service.quota.quota import RATELIMIT_HEADERS
+from service.ratelimit import create_rate_limiter
+from service.ratelimit.rate_limiter import RATELIMIT_HEADERS
 
 ServingT = TypeVar("ServingT", bound=OpenAIServing)
 # Bytes reserved per body byte, before the body is read: the body as received and
@@ -93,7 +93,7 @@ def create_app(
                 metrics_server.shutdown()
             await fetcher.aclose()
             await response_store.aclose()
-            await quota.aclose()
+            await rate_limiter.aclose()
             bulk.close()
 
     app = FastAPI(
@@ -109,11 +109,11 @@ def create_app(
         metrics=metrics,
         max_waiting=settings.max_queued_requests,
     )
-    quota = create_quota(settings, metrics)  # per-key limits (service.quota)
+    rate_limiter = create_rate_limiter(settings, metrics)  # per-key limits (service.ratelimit)
     state = app.state
     state.settings, state.worker, state.cache, state.metrics = settings, worker, cache, metrics
     state.fetcher, state.catalog, state.inflight = fetcher, catalog, inflight
-    state.bulk, state.quota = bulk, quota
+    state.bulk, state.rate_limiter = bulk, rate_limiter
 
     def serving(cls: type[ServingT]) -> ServingT:
         return cls(
@@ -121,7 +121,7 @@ def create_app(
             catalog=catalog,
             fetcher=fetcher,
             inflight=inflight,
-            quota=quota,
+            rate_limiter=rate_limiter,
             settings=settings,
             metrics=metrics,
         )

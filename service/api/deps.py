@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -14,23 +14,19 @@ from service.metrics import Metrics
 
 
 def get_worker(request: Request) -> Worker:
-    worker: Worker = request.app.state.worker
-    return worker
+    return cast(Worker, request.app.state.worker)
 
 
 def get_cache(request: Request) -> EmbeddingCache | None:
-    cache: EmbeddingCache | None = request.app.state.cache
-    return cache
+    return cast("EmbeddingCache | None", request.app.state.cache)
 
 
 def get_metrics(request: Request) -> Metrics:
-    metrics: Metrics = request.app.state.metrics
-    return metrics
+    return cast(Metrics, request.app.state.metrics)
 
 
 def get_catalog(request: Request) -> ModelCatalog:
-    catalog: ModelCatalog = request.app.state.catalog
-    return catalog
+    return cast(ModelCatalog, request.app.state.catalog)
 
 
 def get_request_id(request: Request) -> str:

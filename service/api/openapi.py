@@ -45,9 +45,14 @@ SSE_EVENT: dict[str, Any] = {
 }
 
 
-def event_stream(description: str) -> dict[str, Any]:
-    """A `text/event-stream` body next to the JSON one (`stream: true`)."""
+def streamed_post_responses(model: type[Any], description: str) -> dict[int | str, dict[str, Any]]:
+    """A POST's responses when it answers `model` as JSON, or an event stream with
+    `stream: true` (a `text/event-stream` body beside the JSON one), or any POST error."""
     return {
-        "description": description,
-        "content": {"text/event-stream": {"schema": SSE_EVENT}},
+        200: {
+            "model": model,
+            "description": description,
+            "content": {"text/event-stream": {"schema": SSE_EVENT}},
+        },
+        **error_responses(*POST_ERRORS),
     }

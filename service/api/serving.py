@@ -12,7 +12,7 @@ from service.api.models.catalog import ModelCatalog
 from service.config import Settings
 from service.contract import Worker
 from service.metrics import Metrics
-from service.quota import Quota
+from service.ratelimit import RateLimiter
 
 
 class OpenAIServing:
@@ -23,7 +23,7 @@ class OpenAIServing:
         catalog: ModelCatalog,
         fetcher: MediaFetcher,
         inflight: InflightLimit,
-        quota: Quota,
+        rate_limiter: RateLimiter,
         settings: Settings,
         metrics: Metrics,
     ) -> None:
@@ -31,6 +31,6 @@ class OpenAIServing:
         self.catalog = catalog
         self.fetcher = fetcher
         self.inflight = inflight
-        self.quota = quota
+        self.rate_limiter = rate_limiter
         self.settings = settings
         self.metrics = metrics

@@ -5,11 +5,11 @@ from __future__ import annotations
 from service.cache.base import EmbeddingCache
 from service.cache.memory import MemoryCache
 from service.cache.redis import RedisCache
-from service.config import Settings
+from service.config import CacheSettings
 from service.metrics import Metrics
 
 
-def create_cache(settings: Settings, metrics: Metrics | None = None) -> EmbeddingCache:
+def create_cache(settings: CacheSettings, metrics: Metrics | None = None) -> EmbeddingCache:
     if settings.redis_url:
         return RedisCache(
             settings.redis_url,

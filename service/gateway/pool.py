@@ -30,7 +30,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from dataclasses import dataclass
 from typing import TypeVar
 
-from service.config import Settings
+from service.config import WorkerPoolSettings
 from service.contract import (
     ChatEvent,
     ChatJob,
@@ -90,7 +90,9 @@ class WorkerPool(Worker):
             self._publish(member)
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, metrics: Metrics | None = None) -> WorkerPool:
+    def from_settings(
+        cls, settings: WorkerPoolSettings, *, metrics: Metrics | None = None
+    ) -> WorkerPool:
         clients = [
             HTTPWorkerClient(
                 url,

@@ -22,7 +22,7 @@ import collections
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.config import Settings
+from service.config import HTTPSettings
 from service.errors import PayloadTooLarge, RequestTimeout, ServerBusy, ServiceError
 from service.http.errors import error_response
 from service.memory import MemoryBudget, Reservation, budget_from_settings, current_reservation
@@ -150,7 +150,7 @@ class BodyLimitMiddleware:
 
 def add_body_limit(
     app: Starlette,
-    settings: Settings,
+    settings: HTTPSettings,
     metrics: Metrics,
     *,
     hold_factor: int,

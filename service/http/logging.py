@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from service import telemetry
 
 if TYPE_CHECKING:
-    from service.config import Settings
+    from service.config import ProcessSettings
 
 request_id_var: ContextVar[str | None] = ContextVar("pandagpt_request_id", default=None)
 # The name of the API key a request came with (set by the auth middleware), never the key.
@@ -90,5 +90,5 @@ def configure_logging(level: str = "info", *, json_lines: bool = True) -> None:
     logging.getLogger("uvicorn.access").disabled = True
 
 
-def configure(settings: Settings) -> None:
+def configure(settings: ProcessSettings) -> None:
     configure_logging(settings.log_level, json_lines=settings.log_json)

@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from contextvars import ContextVar
 
-from service.config import Settings
+from service.config import AdmissionSettings
 from service.errors import ServerBusy
 from service.memory.allocator import trim
 from service.metrics import Metrics
@@ -153,14 +153,16 @@ class Reservation:
         self.nbytes = 0
 
 
-def budget_from_settings(settings: Settings, metrics: Metrics | None = None) -> MemoryBudget:
+def budget_from_settings(
+    settings: AdmissionSettings, metrics: Metrics | None = None
+) -> MemoryBudget:
     """The configured budget, or the container-sized default (docs/DESIGN.md §5)."""
     return MemoryBudget(
         budget_bytes(settings), metrics=metrics, retry_after_s=settings.retry_after_s
     )
 
 
-def budget_bytes(settings: Settings) -> int:
+def budget_bytes(settings: AdmissionSettings) -> int:
     """The configured size, or half of what the container leaves the process now."""
     from service.memory.limits import auto_budget_bytes
 

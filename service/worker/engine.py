@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from service.config import Settings
+from service.config import EngineSettings
 from service.contract import SamplingSettings, TokenLogprob, TopLogprob
 from service.errors import ContextLengthExceeded, InvalidRequest, ServiceError, WorkerFailed
 from service.weights.layout import Manifest, ModelLayout
@@ -71,13 +71,13 @@ def token_logprob(token_id: int, position: dict[int, Any], top: int) -> TokenLog
     )
 
 
-def resolve_device(settings: Settings) -> str:
+def resolve_device(settings: EngineSettings) -> str:
     if settings.device != "auto":
         return settings.device
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def resolve_dtype(settings: Settings, device: str) -> torch.dtype:
+def resolve_dtype(settings: EngineSettings, device: str) -> torch.dtype:
     """float32 on CPU unless told otherwise: vLLM's "auto" would pick bf16 there."""
     if settings.dtype != "auto":
         dtype: torch.dtype = getattr(torch, settings.dtype)
@@ -93,7 +93,9 @@ def adapter_dirs(layout: ModelLayout) -> dict[str, Path]:
     return {p.name: p for p in sorted(root.iterdir()) if (p / "adapter_config.json").is_file()}
 
 
-def engine_args(settings: Settings, layout: ModelLayout, manifest: Manifest, lora: bool) -> Any:
+def engine_args(
+    settings: EngineSettings, layout: ModelLayout, manifest: Manifest, lora: bool
+) -> Any:
     from vllm.engine.arg_utils import AsyncEngineArgs
 
     device = resolve_device(settings)
@@ -163,7 +165,7 @@ class LLMEngine:
                 self._lora_requests[name] = LoRARequest(name, i, str(path))
 
     @classmethod
-    def start(cls, settings: Settings, model_dir: Path) -> LLMEngine:
+    def start(cls, settings: EngineSettings, model_dir: Path) -> LLMEngine:
         """Start vLLM for a converted model dir (about 20 s for a tiny model on CPU)."""
         from vllm.v1.engine.async_llm import AsyncLLM
 

@@ -26,7 +26,7 @@ import contextlib
 import hmac
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -93,13 +93,11 @@ async def _lines(first: ChatEvent, events: AsyncIterator[ChatEvent]) -> AsyncGen
 
 
 def _worker(request: Request) -> Worker:
-    worker: Worker = request.app.state.worker
-    return worker
+    return cast(Worker, request.app.state.worker)
 
 
 def _metrics(request: Request) -> Metrics:
-    metrics: Metrics = request.app.state.metrics
-    return metrics
+    return cast(Metrics, request.app.state.metrics)
 
 
 WorkerDep = Annotated[Worker, Depends(_worker)]

@@ -8,7 +8,7 @@ from starlette.responses import Response
 from service.api.chat_completion.protocol import ChatCompletionRequest, ChatCompletionResponse
 from service.api.chat_completion.serving import ChatServing
 from service.api.deps import AuthDep, RequestIdDep
-from service.api.openapi import POST_ERRORS, error_responses, event_stream
+from service.api.openapi import streamed_post_responses
 from service.http.disconnect import cancel_on_disconnect
 from service.http.json_body import OffloopJSONRoute
 
@@ -18,13 +18,10 @@ router = APIRouter(prefix="/v1", tags=["chat"], route_class=OffloopJSONRoute)
 @router.post(
     "/chat/completions",
     response_model=None,
-    responses={
-        200: {
-            "model": ChatCompletionResponse,
-            **event_stream("The completion (JSON), or server-sent chunks with `stream: true`"),
-        },
-        **error_responses(*POST_ERRORS),
-    },
+    responses=streamed_post_responses(
+        ChatCompletionResponse,
+        "The completion (JSON), or server-sent chunks with `stream: true`",
+    ),
 )
 async def create_chat_completion(
     body: ChatCompletionRequest, raw: Request, request_id: RequestIdDep, _: AuthDep

@@ -26,6 +26,7 @@ from service.api.chat_completion.protocol import (
     UserMessage,
 )
 from service.api.chat_completion.structured import render_call
+from service.api.chat_completion.validation import check_media_count
 from service.api.media.fetch import MediaFetcher
 from service.api.media.parts import MediaRef, field_of, load_all
 from service.contract import ChatJob, ChatTurn, SamplingSettings, UserTurn
@@ -98,10 +99,7 @@ async def build_job(
                     turn.texts.append(part.text)
                     continue
                 n_media += 1
-                if n_media > max_media_items:
-                    raise InvalidRequest(
-                        f"At most {max_media_items} media items per request.", param=param
-                    )
+                check_media_count(n_media, max_media_items, param)
                 turn.media.append(MediaRef.of_part(part, f"{param}.{field_of(part)}"))
     if not turns or turns[-1].answer:
         raise InvalidRequest("The last message must be from the user.", param="messages")

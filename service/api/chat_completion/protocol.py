@@ -7,9 +7,9 @@ import time
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from service.api.chat_completion.bounds import (
+from service.api.chat_completion.size_limits import (
     MAX_CONTENT_PARTS,
     MAX_ID_CHARS,
     MAX_MESSAGES,
@@ -20,6 +20,7 @@ from service.api.chat_completion.bounds import (
 )
 from service.api.protocol_base import OpenAIBaseModel
 from service.contract import OutputConstraint, SamplingSettings
+from service.errors import InvalidRequest
 
 # --- content parts ---
 
@@ -77,17 +78,11 @@ class IMUURLPart(OpenAIBaseModel):
     imu_url: MediaURL
 
 
-ContentPart = Annotated[
-    TextPart
-    | ImageURLPart
-    | InputAudioPart
-    | AudioURLPart
-    | VideoURLPart
-    | ThermalURLPart
-    | DepthURLPart
-    | IMUURLPart,
-    Field(discriminator="type"),
-]
+# Audio and the other ImageBind modalities: chat content parts, and response input parts too.
+ModalityPart = (
+    InputAudioPart | AudioURLPart | VideoURLPart | ThermalURLPart | DepthURLPart | IMUURLPart
+)
+ContentPart = Annotated[TextPart | ImageURLPart | ModalityPart, Field(discriminator="type")]
 
 
 class StoredMediaPart(OpenAIBaseModel):
@@ -221,7 +216,7 @@ class ChatCompletionRequest(OpenAIBaseModel):
     parallel_tool_calls: bool | None = None  # default true, as OpenAI's
     response_format: ResponseFormat | None = None
     seed: int | None = None
-    # (a single string's length is checked in limits.py: a constrained str in this
+    # (a single string's length is checked in validation.py: a constrained str in this
     # union would name the parameter "stop.constrained-str")
     stop: (
         str
@@ -248,6 +243,18 @@ class ChatCompletionRequest(OpenAIBaseModel):
         description="Lower is served first (vLLM's field); default and floor: the API key's"
         " priority, else 0.",
     )
+
+    @model_validator(mode="after")
+    def _check_option_pairs(self) -> ChatCompletionRequest:
+        # Options that only mean something beside another one. InvalidRequest is no
+        # ValueError, so pydantic lets it through: the 400 names the option itself.
+        if self.stream_options is not None and not self.stream:
+            raise InvalidRequest(
+                "stream_options is only allowed with stream=true.", param="stream_options"
+            )
+        if self.top_logprobs is not None and not self.logprobs:
+            raise InvalidRequest("top_logprobs needs logprobs=true.", param="top_logprobs")
+        return self
 
     def prompt_size(self) -> tuple[int, int]:
         """(characters of text, media parts) across all messages: the token estimate's input."""

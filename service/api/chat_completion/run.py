@@ -78,6 +78,17 @@ class Run:
             self.metrics.inter_token_latency.labels(model=self.model).observe(t - self.last_token)
         self.last_token = t
 
+    def errored(self) -> None:
+        """An error ended the read: the outcome is `error`, unless the deadline named it."""
+        if self.outcome != "timeout":
+            self.outcome = "error"
+
+    def stream_failed(self, exc: Exception) -> None:
+        """A streamed reply failed mid-way: its outcome, and a log line if unexpected."""
+        if not isinstance(exc, ServiceError):
+            _log.exception("%s stream failed", self.endpoint)
+        self.outcome = "timeout" if isinstance(exc, DeadlineExceeded) else "error"
+
     async def close(self) -> None:
         await close_events(self.events)
         self.metrics.e2e_request_latency.labels(

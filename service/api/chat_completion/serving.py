@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from functools import cached_property
@@ -22,7 +21,6 @@ from starlette.responses import JSONResponse, Response
 from service import telemetry
 from service.api.admission import Admission, admit
 from service.api.chat_completion.conversation import build_job
-from service.api.chat_completion.limits import check_limits
 from service.api.chat_completion.protocol import (
     ChatCompletionChoice,
     ChatCompletionChunk,
@@ -38,12 +36,13 @@ from service.api.chat_completion.protocol import (
     now,
 )
 from service.api.chat_completion.run import Run
-from service.api.chat_completion.structured import OutputPlan, ToolPlan, plan_output
+from service.api.chat_completion.structured import OutputPlan, plan_output
 from service.api.chat_completion.tool_replies import (
     ToolCallStream,
     reply_message,
     stream_choice,
 )
+from service.api.chat_completion.validation import check_context, check_request
 from service.api.serving import OpenAIServing
 from service.contract import (
     ChatDelta,
@@ -54,16 +53,11 @@ from service.contract import (
     ServedModel,
 )
 from service.errors import (
-    ContextLengthExceeded,
     DeadlineExceeded,
-    InvalidRequest,
-    ServiceError,
     error_body,
 )
 from service.http.streaming import EventStreamResponse, sse
-from service.quota.quota import estimate_tokens
-
-_log = logging.getLogger(__name__)
+from service.ratelimit.rate_limiter import estimate_tokens
 
 
 class ChatServing(OpenAIServing):
@@ -78,31 +72,16 @@ class ChatServing(OpenAIServing):
         )
 
     async def create(self, request: ChatCompletionRequest, request_id: str) -> Response:
-        if request.stream_options is not None and not request.stream:
-            raise InvalidRequest(
-                "stream_options is only allowed with stream=true.", param="stream_options"
-            )
-        if request.top_logprobs is not None and not request.logprobs:
-            raise InvalidRequest("top_logprobs needs logprobs=true.", param="top_logprobs")
         started = await self.start(request, request_id)
-        run, first, plan, model = started.run, started.first, started.plan, started.model
-        cid, created = completion_id(), now()
         if request.stream:
-            include_usage = bool(request.stream_options and request.stream_options.include_usage)
-            calls = ToolCallStream(plan.tools, bool(request.logprobs)) if plan.tools else None
-            return EventStreamResponse(
-                _stream(run, first, cid, created, model, request.n, include_usage, calls)
-            )
+            return EventStreamResponse(_stream(started, request))
         try:
-            body = await _aggregate(
-                run, first, cid, created, model, request.n, bool(request.logprobs), plan.tools
-            )
+            body = await _aggregate(started, request)
         except Exception:
-            if run.outcome != "timeout":
-                run.outcome = "error"
+            started.run.errored()
             raise
         finally:
-            await run.close()
+            await started.run.close()
         return JSONResponse(body.model_dump(mode="json"))
 
     async def start(
@@ -159,16 +138,10 @@ class ChatServing(OpenAIServing):
 
     async def check(self, request: ChatCompletionRequest) -> tuple[OutputPlan, ServedModel]:
         """Every check that needs no admission: the output plan and the resolved model."""
-        check_limits(request, self.settings.max_total_tokens)
+        check_request(request, self.settings)
         plan = plan_output(request)  # response_format, tools: the output's constraint
-        if request.n > self.settings.max_n:
-            raise InvalidRequest(
-                f"n must be at most {self.settings.max_n} (got {request.n}).",
-                param="n",
-                code="invalid_value",
-            )
         model = await self.catalog.resolve(request.model)
-        _check_max_tokens(request, model.max_model_len)
+        check_context(request, model.max_model_len)
         return plan, model
 
     async def admit(
@@ -177,7 +150,7 @@ class ChatServing(OpenAIServing):
         """The key's limits, then a place in flight, queued by priority."""
         with telemetry.span("admission"):
             return await admit(
-                self.quota,
+                self.rate_limiter,
                 self.inflight,
                 endpoint=endpoint,
                 tokens=_reservation(request, self.settings.default_max_tokens, max_model_len),
@@ -197,18 +170,6 @@ class Started:
     job: ChatJob
 
 
-def _check_max_tokens(request: ChatCompletionRequest, max_model_len: int) -> None:
-    """A max_tokens that cannot fit the context even beside a one-token prompt is a 400."""
-    param = "max_completion_tokens" if request.max_completion_tokens else "max_tokens"
-    max_tokens = request.max_completion_tokens or request.max_tokens
-    if max_tokens is not None and max_tokens >= max_model_len:
-        raise ContextLengthExceeded(
-            f"{param} is {max_tokens}, but the model's context length is {max_model_len} "
-            "tokens (prompt included).",
-            param=param,
-        )
-
-
 def _reservation(request: ChatCompletionRequest, default_max: int | None, context: int) -> int:
     """Tokens a request reserves from its key's budget until its usage is known."""
     chars, media = request.prompt_size()
@@ -218,22 +179,14 @@ def _reservation(request: ChatCompletionRequest, default_max: int | None, contex
     return estimate_tokens(chars, media, max_tokens, request.n)
 
 
-async def _aggregate(
-    run: Run,
-    first: ChatEvent | None,
-    cid: str,
-    created: int,
-    model: str,
-    n: int,
-    with_logprobs: bool,
-    tools: ToolPlan | None = None,
-) -> ChatCompletionResponse:
+async def _aggregate(started: Started, request: ChatCompletionRequest) -> ChatCompletionResponse:
+    run, n, tools = started.run, request.n, started.plan.tools
     texts = [[] for _ in range(n)]  # type: list[list[str]]
     logprobs = [[] for _ in range(n)]  # type: list[list[ChatCompletionTokenLogprob]]
     finish: list[str | None] = [None] * n
     usage = UsageInfo()
     tokens = 0
-    event = first
+    event = started.first
     while event is not None:
         if isinstance(event, ChatDelta) and event.index < n:
             texts[event.index].append(event.text)
@@ -252,25 +205,21 @@ async def _aggregate(
             index=i,
             message=replies[i][0],
             finish_reason=replies[i][1],
-            logprobs=ChoiceLogprobs(content=logprobs[i]) if with_logprobs else None,
+            logprobs=ChoiceLogprobs(content=logprobs[i]) if request.logprobs else None,
         )
         for i in range(n)
     ]
     return ChatCompletionResponse(
-        id=cid, created=created, model=model, choices=choices, usage=usage
+        id=completion_id(), created=now(), model=started.model, choices=choices, usage=usage
     )
 
 
-async def _stream(
-    run: Run,
-    first: ChatEvent | None,
-    cid: str,
-    created: int,
-    model: str,
-    n: int,
-    include_usage: bool,
-    calls: ToolCallStream | None = None,
-) -> AsyncGenerator[str, None]:
+async def _stream(started: Started, request: ChatCompletionRequest) -> AsyncGenerator[str, None]:
+    run, n, tools = started.run, request.n, started.plan.tools
+    cid, created, model = completion_id(), now(), started.model
+    include_usage = bool(request.stream_options and request.stream_options.include_usage)
+    calls = ToolCallStream(tools, bool(request.logprobs)) if tools else None
+
     def chunk(choices: list[ChatCompletionStreamChoice], usage: UsageInfo | None = None) -> str:
         body = ChatCompletionChunk(
             id=cid, created=created, model=model, choices=choices, usage=usage
@@ -284,7 +233,7 @@ async def _stream(
     try:
         for i in range(n):
             yield chunk([stream_choice(i, DeltaMessage(role="assistant", content=""))])
-        event = first
+        event = started.first
         while event is not None:
             if isinstance(event, ChatDelta) and calls is not None:  # held until complete
                 for held in calls.feed(event, _openai_logprobs(event)):
@@ -305,10 +254,8 @@ async def _stream(
         if include_usage:
             yield chunk([], usage or UsageInfo())
         run.outcome = "ok"
-    except (ServiceError, Exception) as exc:
-        if not isinstance(exc, ServiceError):
-            _log.exception("chat stream failed")
-        run.outcome = "timeout" if isinstance(exc, DeadlineExceeded) else "error"
+    except Exception as exc:
+        run.stream_failed(exc)
         yield sse(json.dumps(error_body(exc)))
     finally:
         await run.close()

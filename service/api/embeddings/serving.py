@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from service import telemetry
 from service.api.admission import admit
 from service.api.chat_completion.protocol import TextPart
+from service.api.chat_completion.validation import check_media_count
 from service.api.embeddings.protocol import (
     EmbeddingData,
     EmbeddingRequest,
@@ -25,7 +26,7 @@ from service.api.serving import OpenAIServing
 from service.cache.base import pack_f32
 from service.contract import EmbedJob, MediaItem
 from service.errors import DeadlineExceeded, InvalidRequest, ServiceError, WorkerFailed
-from service.quota.quota import CHARS_PER_TOKEN
+from service.ratelimit.rate_limiter import CHARS_PER_TOKEN
 
 MAX_INPUTS = 2048  # OpenAI's cap on inputs per request
 
@@ -40,7 +41,7 @@ class EmbeddingServing(OpenAIServing):
         model = await self.catalog.resolve(request.model)
         with telemetry.span("admission"):
             ticket = await admit(
-                self.quota,
+                self.rate_limiter,
                 self.inflight,
                 endpoint="embeddings",
                 tokens=_text_chars(raw) // CHARS_PER_TOKEN,
@@ -102,10 +103,7 @@ class EmbeddingServing(OpenAIServing):
             for i, item in enumerate(raw)
             if not isinstance(item, str | TextPart)
         ]
-        if len(refs) > self.settings.max_media_items:
-            raise InvalidRequest(
-                f"At most {self.settings.max_media_items} media items per request.", param="input"
-            )
+        check_media_count(len(refs), self.settings.max_media_items, "input")
         media = iter(await load_all(refs, self.fetcher))
         inputs: list[str | MediaItem] = []
         for item in raw:

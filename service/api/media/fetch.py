@@ -28,8 +28,8 @@ import httpx
 from encoders.media.sniff import ACCEPTED, MIME_TYPES, compatible, sniff
 from service import telemetry
 from service.api.media import b64
-from service.api.media.policy import AddressPolicy
-from service.config import Settings
+from service.api.media.ssrf import AddressPolicy
+from service.config import MediaFetchSettings
 from service.errors import MediaInvalid, MediaTooLarge
 from service.http.bulk import BulkWorker
 from service.memory import charge
@@ -55,7 +55,7 @@ async def system_resolver(host: str, port: int) -> list[str]:
 class MediaFetcher:
     def __init__(
         self,
-        settings: Settings,
+        settings: MediaFetchSettings,
         metrics: Metrics | None = None,
         *,
         resolver: Resolver = system_resolver,

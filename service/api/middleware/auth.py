@@ -1,13 +1,13 @@
 """Bearer API keys for `/v1/*`; health, metrics and the playground stay open.
 
 Keys come from settings and/or a mounted secret file (one key per line, or
-YAML with named keys and their limits: `service.quota.keys`), re-read when
+YAML with named keys and their limits: `service.ratelimit.keys`), re-read when
 its mtime changes; a file that turns bad keeps the keys it had. Presented
 keys are hashed and compared with every configured digest (no early exit),
 and no key is ever logged: the key's *name* goes into log lines and metrics.
 
 For a `/v1/` request the middleware also sets, for the handler, the key it
-matched (`service.quota.current_key`) and a header dict that the limiter fills
+matched (`service.ratelimit.current_key`) and a header dict that the limiter fills
 with `x-ratelimit-*` headers, added to whatever response goes out.
 """
 
@@ -26,8 +26,8 @@ from service.errors import Unauthorized
 from service.http.errors import error_response
 from service.http.logging import api_key_var
 from service.metrics import Metrics
-from service.quota.keys import ApiKey, KeyFileError, find_key, plain_key, read_key_file
-from service.quota.quota import current_key, response_headers
+from service.ratelimit.keys import ApiKey, KeyFileError, find_key, plain_key, read_key_file
+from service.ratelimit.rate_limiter import current_key, response_headers
 
 _log = logging.getLogger(__name__)
 PROTECTED_PREFIX = "/v1/"

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import JSONResponse, Response
 
 from service.api.deps import AuthDep, RequestIdDep
-from service.api.openapi import GET_ERRORS, POST_ERRORS, error_responses, event_stream
+from service.api.openapi import GET_ERRORS, error_responses, streamed_post_responses
 from service.api.responses.background import BackgroundRuns, observed
 from service.api.responses.protocol import (
     MAX_OUTPUT_ITEMS_LISTED,
@@ -26,28 +26,23 @@ router = APIRouter(prefix="/v1", tags=["responses"], route_class=OffloopJSONRout
 ResponseId = Annotated[str, Path(max_length=256, description="A response id (`resp_...`).")]
 # A stored response's routes can also meet a bad id or query (400) and a missing one (404).
 READ_ERRORS = (*GET_ERRORS, 400, 404)
+READ = error_responses(*READ_ERRORS)
 
 
 def _serving(raw: Request) -> ResponsesServing:
-    serving: ResponsesServing = raw.app.state.responses_serving
-    return serving
+    return cast(ResponsesServing, raw.app.state.responses_serving)
 
 
 def _runs(raw: Request) -> BackgroundRuns:
-    runs: BackgroundRuns = raw.app.state.background_runs
-    return runs
+    return cast(BackgroundRuns, raw.app.state.background_runs)
 
 
 @router.post(
     "/responses",
     response_model=None,
-    responses={
-        200: {
-            "model": ResponseObject,
-            **event_stream("The response (JSON), or server-sent events with `stream: true`"),
-        },
-        **error_responses(*POST_ERRORS),
-    },
+    responses=streamed_post_responses(
+        ResponseObject, "The response (JSON), or server-sent events with `stream: true`"
+    ),
 )
 async def create_response(
     body: ResponsesRequest, raw: Request, request_id: RequestIdDep, _: AuthDep
@@ -62,21 +57,13 @@ async def create_response(
     return await cancel_on_disconnect(raw, serving.create(body, request_id))
 
 
-@router.get(
-    "/responses/{response_id}",
-    response_model=ResponseObject,
-    responses=error_responses(*READ_ERRORS),
-)
+@router.get("/responses/{response_id}", response_model=ResponseObject, responses=READ)
 async def retrieve_response(response_id: ResponseId, raw: Request, _: AuthDep) -> JSONResponse:
     record = await owned(_serving(raw).store, response_id)
     return JSONResponse(observed(record, _runs(raw).heartbeat_s).response)
 
 
-@router.delete(
-    "/responses/{response_id}",
-    response_model=DeletedResponse,
-    responses=error_responses(*READ_ERRORS),
-)
+@router.delete("/responses/{response_id}", response_model=DeletedResponse, responses=READ)
 async def delete_response(response_id: ResponseId, raw: Request, _: AuthDep) -> DeletedResponse:
     store, runs = _serving(raw).store, _runs(raw)
     record = await owned(store, response_id)
@@ -86,11 +73,7 @@ async def delete_response(response_id: ResponseId, raw: Request, _: AuthDep) -> 
     return DeletedResponse(id=response_id)
 
 
-@router.get(
-    "/responses/{response_id}/input_items",
-    response_model=InputItemList,
-    responses=error_responses(*READ_ERRORS),
-)
+@router.get("/responses/{response_id}/input_items", response_model=InputItemList, responses=READ)
 async def list_input_items(
     response_id: ResponseId,
     raw: Request,
@@ -115,11 +98,7 @@ async def list_input_items(
     )
 
 
-@router.post(
-    "/responses/{response_id}/cancel",
-    response_model=ResponseObject,
-    responses=error_responses(*READ_ERRORS),
-)
+@router.post("/responses/{response_id}/cancel", response_model=ResponseObject, responses=READ)
 async def cancel_response(response_id: ResponseId, raw: Request, _: AuthDep) -> JSONResponse:
     store, runs = _serving(raw).store, _runs(raw)
     record = await owned(store, response_id)

@@ -15,7 +15,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag
 
-from service.api.chat_completion.bounds import (
+from service.api.chat_completion.protocol import ModalityPart
+from service.api.chat_completion.size_limits import (
     MAX_CONTENT_PARTS,
     MAX_DESCRIPTION_CHARS,
     MAX_ID_CHARS,
@@ -23,14 +24,6 @@ from service.api.chat_completion.bounds import (
     MAX_NAME_CHARS,
     MAX_TEXT_CHARS,
     MAX_TOOLS,
-)
-from service.api.chat_completion.protocol import (
-    AudioURLPart,
-    DepthURLPart,
-    IMUURLPart,
-    InputAudioPart,
-    ThermalURLPart,
-    VideoURLPart,
 )
 from service.api.protocol_base import OpenAIBaseModel
 
@@ -73,12 +66,7 @@ InputContent = Annotated[
     | OutputTextPart
     | RefusalPart
     # --- extensions: audio and the other ImageBind modalities, as chat content parts ---
-    | InputAudioPart
-    | AudioURLPart
-    | VideoURLPart
-    | ThermalURLPart
-    | DepthURLPart
-    | IMUURLPart,
+    | ModalityPart,
     Field(discriminator="type"),
 ]
 

@@ -10,7 +10,6 @@ parameter renamed to this API's. A failure after the stream began is a
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 
 from service import telemetry
 from service.api.chat_completion.serving import ChatServing, Started
-from service.api.chat_completion.structured import OutputPlan
+from service.api.chat_completion.structured import OutputPlan, ToolPlan
 from service.api.responses.events import EventWriter, Outcome, error_of, outcome_of
 from service.api.responses.items import Translation, check, rename_param, translate
 from service.api.responses.protocol import (
@@ -34,12 +33,11 @@ from service.api.responses.protocol import (
     response_id,
 )
 from service.api.responses.store import ResponseStore, StoredResponse
-from service.contract import ChatDelta, ChatUsage, ServedModel
-from service.errors import DeadlineExceeded, InvalidRequest, NotFound, ServiceError
+from service.contract import ChatDelta, ChatEvent, ChatUsage, ServedModel
+from service.errors import InvalidRequest, NotFound, ServiceError
 from service.http.streaming import EventStreamResponse
-from service.quota.quota import current_key
+from service.ratelimit.rate_limiter import current_key
 
-_log = logging.getLogger(__name__)
 ENDPOINT = "responses"  # the label of this endpoint's metrics
 
 
@@ -143,30 +141,22 @@ class ResponsesServing:
         message_id, shell = pending.message_id, pending.shell
         yield writer.lifecycle("response.created", shell)
         yield writer.lifecycle("response.in_progress", shell)
-        texts: list[str] = []
-        finish_reason: str | None = None
-        usage, opened = ResponseUsage(), False
+        reply, opened = FirstChoice(), False
+        streams = tools is None  # plain text streams as it comes; a tool call when whole
         try:
             event = started.first
             while event is not None:
-                if isinstance(event, ChatDelta) and event.index == 0:
-                    texts.append(event.text)
-                    finish_reason = event.finish_reason or finish_reason
-                    if tools is None and event.text:  # plain text streams as it comes
-                        if not opened:
-                            for line in writer.open_message(0, message_id):
-                                yield line
-                            opened = True
-                        yield writer.text_delta(0, message_id, event.text)
-                elif isinstance(event, ChatUsage):
-                    usage = usage_of(event)
+                if reply.add(event) and streams and isinstance(event, ChatDelta) and event.text:
+                    if not opened:
+                        for line in writer.open_message(0, message_id):
+                            yield line
+                        opened = True
+                    yield writer.text_delta(0, message_id, event.text)
                 event = await run.next()
             run.outcome = "ok"
-            outcome = outcome_of("".join(texts), finish_reason, tools, message_id)
+            outcome = reply.outcome(tools, message_id)
         except Exception as exc:
-            if not isinstance(exc, ServiceError):
-                _log.exception("responses stream failed")
-            run.outcome = "timeout" if isinstance(exc, DeadlineExceeded) else "error"
+            run.stream_failed(exc)
             outcome = Outcome([], "failed", error=error_of(exc))
         finally:
             await run.close()
@@ -182,7 +172,7 @@ class ResponsesServing:
             else:
                 for line in writer.function_call(index, item):
                     yield line
-        final = finish(shell, outcome, usage)
+        final = finish(shell, outcome, reply.usage)
         try:
             await self.save(pending, final, started)
         except ServiceError as exc:
@@ -195,27 +185,42 @@ class ResponsesServing:
 
 async def collect(started: Started, message_id: str) -> tuple[Outcome, ResponseUsage]:
     """Read a run to its end (non-streaming)."""
-    run = started.run
-    texts: list[str] = []
-    finish_reason: str | None = None
-    usage = ResponseUsage()
+    run, reply = started.run, FirstChoice()
     try:
         event = started.first
         while event is not None:
-            if isinstance(event, ChatDelta) and event.index == 0:
-                texts.append(event.text)
-                finish_reason = event.finish_reason or finish_reason
-            elif isinstance(event, ChatUsage):
-                usage = usage_of(event)
+            reply.add(event)
             event = await run.next()
         run.outcome = "ok"
     except BaseException:
-        if run.outcome != "timeout":
-            run.outcome = "error"
+        run.errored()
         raise
     finally:
         await run.close()
-    return outcome_of("".join(texts), finish_reason, started.plan.tools, message_id), usage
+    return reply.outcome(started.plan.tools, message_id), reply.usage
+
+
+class FirstChoice:
+    """The reply as a response keeps it: the first choice's text and finish reason, and
+    the usage, gathered as the events arrive."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.finish_reason: str | None = None
+        self.usage = ResponseUsage()
+
+    def add(self, event: ChatEvent) -> bool:
+        """Take in one event; true if it was a delta of the first choice."""
+        if isinstance(event, ChatDelta) and event.index == 0:
+            self.texts.append(event.text)
+            self.finish_reason = event.finish_reason or self.finish_reason
+            return True
+        if isinstance(event, ChatUsage):
+            self.usage = usage_of(event)
+        return False
+
+    def outcome(self, tools: ToolPlan | None, message_id: str) -> Outcome:
+        return outcome_of("".join(self.texts), self.finish_reason, tools, message_id)
 
 
 def usage_of(event: ChatUsage) -> ResponseUsage:

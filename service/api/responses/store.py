@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from service.config import Settings
+from service.config import ResponseStoreSettings
 from service.errors import Unavailable
 
 _BACKEND_ERRORS = (RedisError, OSError, TimeoutError)
@@ -157,7 +157,7 @@ class RedisResponseStore(ResponseStore):
             raise Unavailable("The response store (Redis) is unavailable; retry later.") from exc
 
 
-def create_store(settings: Settings) -> ResponseStore:
+def create_store(settings: ResponseStoreSettings) -> ResponseStore:
     if settings.redis_url:
         return RedisResponseStore(
             settings.redis_url,

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
+import openai
 import pytest
 from openai import OpenAI
 
@@ -33,6 +34,14 @@ class Gateway:
 
 
 GatewayFactory = Callable[..., AbstractContextManager[Gateway]]
+
+
+def bad_request(call: object) -> dict[str, object]:
+    """The OpenAI error body of a call that must be a 400."""
+    with pytest.raises(openai.BadRequestError) as info:
+        call()  # type: ignore[operator]
+    assert isinstance(info.value.body, dict)
+    return info.value.body
 
 
 @pytest.fixture

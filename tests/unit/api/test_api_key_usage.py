@@ -1,5 +1,5 @@
 """Usage by API key on the gateway app: names in metrics, media counted, priority floor,
-rate-limit headers on replies (the limits themselves: tests/unit/quota, tests/e2e)."""
+rate-limit headers on replies (the limits themselves: tests/unit/ratelimit, tests/e2e)."""
 
 from __future__ import annotations
 

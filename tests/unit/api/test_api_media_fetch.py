@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from service.api.media.fetch import MediaFetcher, system_resolver
-from service.api.media.policy import AddressPolicy
+from service.api.media.ssrf import AddressPolicy
 from service.config import Settings
 from service.errors import MediaInvalid, MediaTooLarge
 from service.metrics import Metrics

@@ -14,7 +14,7 @@ import openai
 import pytest
 
 from service.contract import ChatDelta, ChatEvent, ChatJob, ChatUsage, WorkerErrorEvent
-from tests.unit.api.conftest import Gateway, GatewayFactory
+from tests.unit.api.conftest import Gateway, GatewayFactory, bad_request
 from tests.utils.fake_worker import MODEL, ScriptedWorker
 from tests.utils.media import data_url
 
@@ -37,13 +37,6 @@ def scripted(text: str, finish: str = "stop", delay: float = 0.0) -> ScriptedWor
         yield ChatUsage(prompt_tokens=5, completion_tokens=2)
 
     return ScriptedWorker(chat)
-
-
-def bad_request(call: object) -> dict[str, object]:
-    with pytest.raises(openai.BadRequestError) as info:
-        call()  # type: ignore[operator]
-    assert isinstance(info.value.body, dict)
-    return info.value.body
 
 
 def test_create_text_response(gateway: Gateway) -> None:

@@ -8,12 +8,11 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterator
 
-import openai
 import pytest
 
-from service.api.chat_completion import limits
+from service.api.chat_completion import size_limits
 from service.contract import ChatDelta, ChatEvent, ChatJob, ChatUsage
-from tests.unit.api.conftest import Gateway, GatewayFactory
+from tests.unit.api.conftest import Gateway, GatewayFactory, bad_request
 from tests.utils.fake_worker import MODEL, ScriptedWorker
 
 USER = [{"role": "user", "content": "weather in Paris?"}]
@@ -49,13 +48,6 @@ def scripted(text: str) -> ScriptedWorker:
 def tool_gateway(gateway_factory: GatewayFactory) -> Iterator[Gateway]:
     with gateway_factory(scripted(CALL)) as gw:
         yield gw
-
-
-def bad_request(call: object) -> dict[str, object]:
-    with pytest.raises(openai.BadRequestError) as info:
-        call()  # type: ignore[operator]
-    assert isinstance(info.value.body, dict)
-    return info.value.body
 
 
 def test_response_formats_travel_as_constraints(gateway: Gateway) -> None:
@@ -250,20 +242,20 @@ def _deep(depth: int) -> dict[str, object]:
 @pytest.mark.parametrize(
     ("extra", "param"),
     [
-        ({"messages": USER * (limits.MAX_MESSAGES + 1)}, "messages"),
+        ({"messages": USER * (size_limits.MAX_MESSAGES + 1)}, "messages"),
         (
             {"messages": [{"role": "user", "content": [{"type": "text", "text": "x"}] * 65}]},
             "messages.0.content",
         ),
         (
-            {"messages": [{"role": "user", "content": "x" * (limits.MAX_TEXT_CHARS + 1)}]},
+            {"messages": [{"role": "user", "content": "x" * (size_limits.MAX_TEXT_CHARS + 1)}]},
             "messages.0.content",
         ),
         ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
         ({"stop": ["x" * 257]}, "stop.0"),
         ({"stop": "x" * 257}, "stop"),
         ({"user": "u" * 257}, "user"),
-        ({"tools": [TOOLS[1]] * (limits.MAX_TOOLS + 1)}, "tools"),
+        ({"tools": [TOOLS[1]] * (size_limits.MAX_TOOLS + 1)}, "tools"),
         (
             {"tools": [{"type": "function", "function": {"name": "f", "parameters": _deep(17)}}]},
             "tools.0.function.parameters",

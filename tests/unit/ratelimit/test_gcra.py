@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from service.metrics import Metrics
-from service.quota.keys import KeyLimits
-from service.quota.limiter import LimitBackend, MemoryBackend
-from service.quota.redis import FallbackBackend, RedisBackend
+from service.ratelimit.gcra import LimitBackend, MemoryBackend
+from service.ratelimit.keys import KeyLimits
+from service.ratelimit.redis import FallbackBackend, RedisBackend
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 TTL = 600.0

@@ -22,8 +22,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from service.metrics import Metrics
-from service.quota.keys import KeyLimits
-from service.quota.limiter import Budget, Decision, LimitBackend, MemoryBackend
+from service.ratelimit.gcra import Budget, Decision, LimitBackend, MemoryBackend
+from service.ratelimit.keys import KeyLimits
 
 _log = logging.getLogger(__name__)
 _BACKEND_ERRORS = (RedisError, OSError, TimeoutError)

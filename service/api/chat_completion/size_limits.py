@@ -1,6 +1,6 @@
 """The documented bound on each list and string of a chat request (README, "Request
 limits"). Simple lengths are also in the request schema (so OpenAPI documents them
-and the fuzzer probes them); `limits.py` checks the rest before any work."""
+and the fuzzer probes them); `validation.py` checks the rest before any work."""
 
 MAX_MESSAGES = 256
 MAX_CONTENT_PARTS = 64  # per message

@@ -1,6 +1,11 @@
-"""A bound on every list and string of a chat request, checked before any work
-(no media fetched, no schema compiled, no job built): each overrun is a 400
-that names the parameter. The README's "Request limits" table lists them.
+"""Every check of a chat request against a bound or the server's settings, before
+any work (no media fetched, no schema compiled, no job built): each overrun is a
+400 that names the parameter. The README's "Request limits" table lists them.
+
+Single-field and cross-field rules that need no settings are the schema's own
+(`protocol.py`); what depends on the server is here: the documented bounds
+(`size_limits.py`), `max_n` and `max_total_tokens`, the media items a request
+may carry (chat and embeddings alike), and max_tokens against the model's context.
 
 The body cap (`max_body_bytes`) bounds what arrives at all; these bound what a
 valid body may ask of the service: how much text to tokenize, how large a
@@ -14,7 +19,12 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from service.api.chat_completion.bounds import (
+from service.api.chat_completion.protocol import (
+    AssistantMessage,
+    ChatCompletionRequest,
+    ToolMessage,
+)
+from service.api.chat_completion.size_limits import (
     MAX_CHOICE_CHARS,
     MAX_CHOICES,
     MAX_CONTENT_PARTS,
@@ -32,12 +42,8 @@ from service.api.chat_completion.bounds import (
     MAX_TOOLS,
     MAX_TOOLS_BYTES,
 )
-from service.api.chat_completion.protocol import (
-    AssistantMessage,
-    ChatCompletionRequest,
-    ToolMessage,
-)
-from service.errors import InvalidRequest
+from service.config import RequestLimitSettings
+from service.errors import ContextLengthExceeded, InvalidRequest
 
 FUNCTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -160,8 +166,8 @@ def _check_constraints(request: ChatCompletionRequest) -> None:
             _short(choice, f"structured_outputs.choice.{j}", MAX_CHOICE_CHARS)
 
 
-def check_limits(request: ChatCompletionRequest, max_total_tokens: int) -> None:
-    """Every bound of the module docstring; the first one exceeded is the 400."""
+def check_request(request: ChatCompletionRequest, limits: RequestLimitSettings) -> None:
+    """Every bound and server limit; the first one exceeded is the 400."""
     _short(request.model, "model")
     _short(request.user, "user")
     _check_messages(request)
@@ -173,10 +179,38 @@ def check_limits(request: ChatCompletionRequest, max_total_tokens: int) -> None:
     _check_tools(request)
     _check_constraints(request)
     max_tokens = request.max_completion_tokens or request.max_tokens
-    if max_tokens is not None and request.n * max_tokens > max_total_tokens:
-        param = "max_completion_tokens" if request.max_completion_tokens else "max_tokens"
+    if max_tokens is not None and request.n * max_tokens > limits.max_total_tokens:
+        param = _max_tokens_param(request)
         raise _refuse(
             param,
-            f"n × {param} is {request.n * max_tokens}; at most {max_total_tokens} tokens "
+            f"n × {param} is {request.n * max_tokens}; at most {limits.max_total_tokens} tokens "
             "per request.",
         )
+    if request.n > limits.max_n:
+        raise InvalidRequest(
+            f"n must be at most {limits.max_n} (got {request.n}).",
+            param="n",
+            code="invalid_value",
+        )
+
+
+def check_context(request: ChatCompletionRequest, max_model_len: int) -> None:
+    """A max_tokens that cannot fit the context even beside a one-token prompt is a 400."""
+    param = _max_tokens_param(request)
+    max_tokens = request.max_completion_tokens or request.max_tokens
+    if max_tokens is not None and max_tokens >= max_model_len:
+        raise ContextLengthExceeded(
+            f"{param} is {max_tokens}, but the model's context length is {max_model_len} "
+            "tokens (prompt included).",
+            param=param,
+        )
+
+
+def check_media_count(count: int, limit: int, param: str) -> None:
+    """`max_media_items`: a 400 naming the item past the limit (or the whole input)."""
+    if count > limit:
+        raise InvalidRequest(f"At most {limit} media items per request.", param=param)
+
+
+def _max_tokens_param(request: ChatCompletionRequest) -> str:
+    return "max_completion_tokens" if request.max_completion_tokens else "max_tokens"

@@ -11,7 +11,7 @@ import pytest
 
 from harness.processes import PANDAGPT, REPO_ROOT, base_env, free_port
 from service.api.middleware.auth import KeyStore
-from service.quota.keys import KeyFileError, KeyLimits, find_key, parse_key_file
+from service.ratelimit.keys import KeyFileError, KeyLimits, find_key, parse_key_file
 
 SECRET = "sk-mobile-0123456789abcdef"
 

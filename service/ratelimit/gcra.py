@@ -1,4 +1,4 @@
-"""The limiter: GCRA per key for requests and tokens, leases for concurrency.
+"""GCRA per key for requests and tokens, leases for concurrency.
 
 GCRA (the generic cell rate algorithm) keeps one number per budget, the
 theoretical arrival time `tat`: a budget of L per minute lets a unit in every
@@ -9,7 +9,7 @@ topped up later by moving `tat` (tokens are reserved at admission and settled
 when the reply ends). Concurrency is a set of leases, each with an expiry, so
 a gateway that dies mid-request cannot hold a slot forever.
 
-`MemoryBackend` is the per-process implementation; `service.quota.redis`
+`MemoryBackend` is the per-process implementation; `service.ratelimit.redis`
 runs the same arithmetic in a Lua script, shared by every gateway.
 """
 
@@ -20,7 +20,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
-from service.quota.keys import KeyLimits
+from service.ratelimit.keys import KeyLimits
 
 PERIOD_S = 60.0  # every budget is per minute
 

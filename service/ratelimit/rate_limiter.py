@@ -23,8 +23,8 @@ from contextvars import ContextVar
 from service.config import Settings
 from service.errors import RateLimited
 from service.metrics import Metrics
-from service.quota.keys import ANONYMOUS, ApiKey, KeyLimits
-from service.quota.limiter import Budget, Decision, LimitBackend, MemoryBackend
+from service.ratelimit.gcra import Budget, Decision, LimitBackend, MemoryBackend
+from service.ratelimit.keys import ANONYMOUS, ApiKey, KeyLimits
 
 _log = logging.getLogger(__name__)
 
@@ -79,9 +79,14 @@ class Grant:
     """One admitted request: its reservation, lease and usage accounting."""
 
     def __init__(
-        self, quota: Quota, name: str, limits: KeyLimits, reserved: int, lease: str | None
+        self,
+        rate_limiter: RateLimiter,
+        name: str,
+        limits: KeyLimits,
+        reserved: int,
+        lease: str | None,
     ) -> None:
-        self._quota = quota
+        self._rate_limiter = rate_limiter
         self.name = name
         self.limits = limits
         self.reserved = reserved
@@ -90,7 +95,9 @@ class Grant:
 
     def count_media(self, modalities: Iterable[str]) -> None:
         for modality in modalities:
-            self._quota.metrics.key_media_items.labels(key=self.name, modality=modality).inc()
+            self._rate_limiter.metrics.key_media_items.labels(
+                key=self.name, modality=modality
+            ).inc()
 
     @property
     def held(self) -> bool:
@@ -102,8 +109,10 @@ class Grant:
         reservation (None: unknown, the reservation stands)."""
         if prompt_tokens is None:
             return self.reserved
-        self._quota.metrics.key_prompt_tokens.labels(key=self.name).inc(prompt_tokens)
-        self._quota.metrics.key_completion_tokens.labels(key=self.name).inc(completion_tokens)
+        self._rate_limiter.metrics.key_prompt_tokens.labels(key=self.name).inc(prompt_tokens)
+        self._rate_limiter.metrics.key_completion_tokens.labels(key=self.name).inc(
+            completion_tokens
+        )
         return prompt_tokens + completion_tokens
 
     async def settle(self, used: int) -> None:
@@ -111,10 +120,12 @@ class Grant:
         if not self.held or self._lease is None:
             return
         self._settled = True
-        await self._quota.backend.settle(self.name, self.limits, used - self.reserved, self._lease)
+        await self._rate_limiter.backend.settle(
+            self.name, self.limits, used - self.reserved, self._lease
+        )
 
 
-class Quota:
+class RateLimiter:
     def __init__(
         self, backend: LimitBackend, metrics: Metrics, *, retry_after_s: float, lease_ttl_s: float
     ) -> None:
@@ -175,11 +186,11 @@ def _message(reason: str, limits: KeyLimits) -> str:
     return f"Rate limit reached for {reason} per minute (limit {per_minute}); retry later."
 
 
-def create_quota(settings: Settings, metrics: Metrics) -> Quota:
+def create_rate_limiter(settings: Settings, metrics: Metrics) -> RateLimiter:
     """Redis-shared limits when `redis_url` is set (falling back per process), else per process."""
     backend: LimitBackend
     if settings.redis_url:
-        from service.quota.redis import FallbackBackend, RedisBackend
+        from service.ratelimit.redis import FallbackBackend, RedisBackend
 
         primary = RedisBackend(
             settings.redis_url,
@@ -189,7 +200,7 @@ def create_quota(settings: Settings, metrics: Metrics) -> Quota:
         backend = FallbackBackend(primary, metrics=metrics)
     else:
         backend = MemoryBackend()
-    return Quota(
+    return RateLimiter(
         backend,
         metrics,
         retry_after_s=settings.retry_after_s,
