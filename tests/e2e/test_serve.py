@@ -7,7 +7,11 @@ them current) and no Redis (the in-memory cache).
 
 from __future__ import annotations
 
+import json
+import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +22,7 @@ import pytest
 from harness.deployments import serve_all_in_one
 from harness.local_servers import media_server
 from harness.probes import engine_running, metric_value, metrics_text, wait_until_idle
-from harness.processes import Process
+from harness.processes import REPO_ROOT, Process
 from tests.e2e import structured
 from tests.utils.media import audio_part, data_url, image_part, url_part, user
 
@@ -337,6 +341,27 @@ def test_disconnect_aborts_generation(server: str, client: openai.OpenAI, model:
     stream.close()
     assert busy >= 1, "the engine was not generating while the answer streamed"
     assert wait_until_idle(server) == 0
+
+
+# --- vLLM's own benchmark client (what a team measures a server with) ---
+
+
+def test_vllm_benchmark_client_completes_text_and_image_workloads(
+    server: str, model: str, demo_root: Path, tmp_path: Path
+) -> None:
+    """`vllm.benchmarks.serve`, backend `openai-chat`: the `random` text workload and
+    `random-mm` (one 224×224 image a request) each complete every request."""
+    env = {**os.environ, "OPENAI_API_KEY": API_KEY}
+    driver = [sys.executable, "-m", "tests.e2e.vllm_bench_client"]
+    args = [server, model, str(demo_root / "model" / "llm"), str(tmp_path)]
+    done = subprocess.run(
+        [*driver, *args], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=400
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for dataset in ("random", "random-mm"):
+        result = json.loads((tmp_path / f"{dataset}.json").read_text())
+        assert result["completed"] == result["num_prompts"] == 6, (dataset, result["failed"])
+        assert result["failed"] == 0 and result["total_output_tokens"] > 0
 
 
 # --- shutdown (last: it stops the module's server) ---

@@ -10,22 +10,21 @@ seeded random stand-ins for ImageBind outputs: this proves the language side.
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import jsonschema
 import pytest
 import torch
 from transformers import AutoTokenizer
 
 from reference.pandagpt import ReferencePandaGPT
 from service.config import Settings
-from service.contract import OutputConstraint, SamplingSettings
+from service.contract import SamplingSettings
 from service.worker.engine import LLMEngine
 from service.worker.projector import Projector
 from service.worker.prompt import Conversation, PromptBuilder, Turn, load_embed_tokens
 from tests.parity.conftest import ParityWeights
+from tests.utils.json_choices import assert_choices_validate, enum_count_tags_schema, sampled_json
 
 MAX_TOKENS = 32
 OUT_DIM = 32  # the tiny demo ImageBind's embedding size
@@ -218,27 +217,12 @@ def test_json_schema_holds_merged_and_with_the_lora_served_by_vllm(engine, cases
     """Structured outputs on prompt embeddings in both weight modes: random weights
     write schema-valid JSON only because the grammar masks every step."""
     mode, model_dir, eng, runner = engine
-    schema = {
-        "type": "object",
-        "properties": {
-            "kind": {"enum": ["cat", "dog"]},
-            "count": {"type": "integer", "minimum": 0, "maximum": 9},
-            "tags": {"type": "array", "items": {"enum": ["x", "y"]}, "maxItems": 2},
-        },
-        "required": ["kind", "count", "tags"],
-        "additionalProperties": False,
-    }
-    constraint = OutputConstraint(kind="json_schema", json_schema=schema)
-    sampling = SamplingSettings(
-        max_tokens=80, n=2, temperature=1.0, top_p=1.0, seed=5, constraint=constraint
-    )
+    schema = enum_count_tags_schema(["cat", "dog"], max_count=9, max_tags=2)
+    sampling = sampled_json(schema, n=2, seed=5)
 
     async def run() -> list:
         embeds = our_embeds(model_dir, cases[0])
         return [delta async for delta in eng.generate(embeds, sampling, f"{mode}-json")]
 
     deltas = runner.run(run())
-    for index in range(2):
-        mine = [delta for delta in deltas if delta.index == index]
-        assert mine[-1].finish_reason == "stop", (mode, index, mine[-1])
-        jsonschema.validate(json.loads("".join(delta.text for delta in mine)), schema)
+    assert_choices_validate(deltas, 2, schema)

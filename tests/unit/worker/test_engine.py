@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from pathlib import Path
 
-import jsonschema
 import pytest
 import torch
 from transformers import AutoTokenizer
 
 from service.config import Settings
-from service.contract import OutputConstraint, SamplingSettings
+from service.contract import SamplingSettings
 from service.worker.engine import GenerationDelta, LLMEngine
 from service.worker.prompt import Conversation, PromptBuilder, Turn, load_embed_tokens
+from tests.utils.json_choices import assert_choices_validate, enum_count_tags_schema, sampled_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
@@ -166,22 +165,7 @@ async def test_unknown_model_name(engine, embeds) -> None:
 async def test_json_schema_constraint_holds_with_prompt_embeds(engine, embeds) -> None:
     """Random weights write JSON only because the grammar masks every step: each
     choice that ends with "stop" validates, and "###" never cuts it."""
-    schema = {
-        "type": "object",
-        "properties": {
-            "kind": {"enum": ["a", "b"]},
-            "n": {"type": "integer", "minimum": 0, "maximum": 50},
-            "tags": {"type": "array", "items": {"enum": ["x", "y"]}, "maxItems": 3},
-        },
-        "required": ["kind", "n", "tags"],
-        "additionalProperties": False,
-    }
-    constraint = OutputConstraint(kind="json_schema", json_schema=schema)
-    sampling = SamplingSettings(
-        max_tokens=80, n=3, temperature=1.0, top_p=1.0, seed=3, constraint=constraint
-    )
+    schema = enum_count_tags_schema(["a", "b"], max_count=50, max_tags=3)
+    sampling = sampled_json(schema, n=3, seed=3)
     deltas = await run(engine, embeds, sampling, "json-1")
-    for index in range(3):
-        mine = [d for d in deltas if d.index == index]
-        assert mine[-1].finish_reason == "stop"
-        jsonschema.validate(json.loads("".join(d.text for d in mine)), schema)
+    assert_choices_validate(deltas, 3, schema)
