@@ -66,7 +66,9 @@ class BackgroundRuns:
         return pending.shell
 
     async def cancel(self, response_id: str) -> None:
-        """Stop it here, or ask its gateway to (and wait a few beats for it to)."""
+        """Stop it here, or ask its gateway to and wait until the record ends: the owner
+        stores `cancelled` at its next beat, or, gone silent, reads as `failed` once
+        STALE_BEATS have passed, so the caller always gets an ended response."""
         task = self.tasks.get(response_id)
         if task is not None:
             task.cancel()
@@ -74,7 +76,7 @@ class BackgroundRuns:
             return
         store = self.serving.store
         await store.request_cancel(response_id)
-        deadline = time.monotonic() + 3 * self.heartbeat_s
+        deadline = time.monotonic() + (STALE_BEATS + 1) * self.heartbeat_s
         while time.monotonic() < deadline:
             record = await store.get(response_id)
             if record is None or observed(record, self.heartbeat_s).status in _TERMINAL:
