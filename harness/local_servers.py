@@ -7,7 +7,7 @@ import functools
 import http.server
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,15 @@ def serve_in_thread(app: Any, *, port: int = 0, http: Any = "auto") -> Iterator[
         app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", http=http
     )
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
+    with running_in_thread(server, server.run) as url:
+        yield url
+
+
+@contextmanager
+def running_in_thread(server: uvicorn.Server, run: Callable[[], object]) -> Iterator[str]:
+    """Run `run` (which serves `server`) in a daemon thread; yield the base URL once it
+    listens, and ask the server to exit after."""
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -21,6 +19,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from harness.local_servers import running_in_thread
 from service.server import server_config
 
 _marker: ContextVar[str | None] = ContextVar("test_server_marker", default=None)
@@ -55,18 +54,8 @@ async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 def _served() -> Iterator[str]:
     server = uvicorn.Server(server_config(_app, host="127.0.0.1", port=0, log_level="warning"))
     # On asyncio's own loop, as `serve_app` runs (`server.run` would pick uvloop).
-    thread = threading.Thread(target=asyncio.run, args=(server.serve(),), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with running_in_thread(server, lambda: asyncio.run(server.serve())) as url:
+        yield url
 
 
 def test_a_request_after_a_large_body_starts_from_a_clean_context() -> None:
