@@ -19,7 +19,9 @@ def docs_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("docs-logs")
 
 
-@pytest.fixture(scope="session")
+# Module-scoped: the server stops once the examples have run, instead of idling beside
+# the rest of the suite.
+@pytest.fixture(scope="module")
 def docs_server(demo_root: Path, docs_logs: Path) -> Iterator[str]:
     """The base URL of a `pandagpt serve` on demo weights, no key, in-memory cache."""
     env = {
