@@ -50,6 +50,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         "bench.responses_ttft", "turn 2 by previous_response_id against the chat sent in full"
     ),
     "ceiling": Benchmark("bench.ceiling", "the engine alone against the reference's generate"),
+    "peer": Benchmark("bench.peer", "against vLLM's own server and a prompt-embeds peer"),
     "encoder": Benchmark("bench.encoder", "the ImageBind forward: eager, CUDA graphs, compile"),
     "gpu": Benchmark("", "the checks for a CUDA machine (no vLLM)", checks=GPU_CHECKS),
 }

@@ -10,6 +10,9 @@ empty split elsewhere).
 from __future__ import annotations
 
 import os
+import threading
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
 _PROC = Path("/proc")
@@ -60,3 +63,43 @@ def cores_used(
 ) -> dict[str, float]:
     """Average cores each role kept busy between two `process_tree_cpu` readings."""
     return {role: (after[role] - before.get(role, 0.0)) / wall_s for role in after}
+
+
+class CpuTimeline:
+    """Samples the CPU seconds of process trees in a thread, so that the CPU of a
+    window known only afterwards (a child's run, timed by the child) can be read."""
+
+    def __init__(self, root_pids: Sequence[int], interval_s: float = 0.2) -> None:
+        self.root_pids = list(root_pids)
+        self.interval_s = interval_s
+        self.samples: list[tuple[float, float]] = []  # (time.time(), CPU seconds)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _read(self) -> float:
+        return sum(sum(process_tree_cpu(pid).values()) for pid in self.root_pids)
+
+    def _sample(self) -> None:
+        while True:
+            self.samples.append((time.time(), self._read()))
+            if self._stop.wait(self.interval_s):
+                return
+
+    def __enter__(self) -> CpuTimeline:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def at(self, when: float) -> float:
+        """CPU seconds at `when`, interpolated between the samples around it."""
+        earlier = [s for s in self.samples if s[0] <= when] or self.samples[:1]
+        later = [s for s in self.samples if s[0] >= when] or self.samples[-1:]
+        (t0, c0), (t1, c1) = earlier[-1], later[0]
+        return c0 if t1 == t0 else c0 + (c1 - c0) * (when - t0) / (t1 - t0)
+
+    def cores(self, start: float, end: float) -> float:
+        """Average cores the trees kept busy between `start` and `end`."""
+        return (self.at(end) - self.at(start)) / (end - start)
