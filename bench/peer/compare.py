@@ -85,6 +85,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--sweep-prompts", type=int, default=128)
     p.add_argument("--out-dir", type=Path, default=Path("bench/results/peer"))
+    p.add_argument(
+        "--baseline-root",
+        type=Path,
+        default=None,
+        help="instead of a peer, the service from this source tree (before/after a change)",
+    )
 
 
 def progress(message: str) -> None:
@@ -92,10 +98,15 @@ def progress(message: str) -> None:
 
 
 @contextlib.contextmanager
-def side_server(side: str, workload: str, model_dir: Path, log_dir: Path) -> Iterator[Peer]:
-    """One side's server for a workload; the service runs the peer's engine settings."""
-    if side == "service":
-        with started_service(model_dir, log_dir / "service.log", SERVICE_ENGINE) as service:
+def side_server(
+    side: str, workload: str, model_dir: Path, log_dir: Path, baseline_root: Path | None = None
+) -> Iterator[Peer]:
+    """One side's server for a workload; the service runs the peer's engine settings.
+    With `baseline_root`, the peer side is the service again, from that source tree."""
+    if side == "service" or baseline_root is not None:
+        root = {"root": baseline_root} if side == "peer" and baseline_root else {}
+        log = log_dir / f"{'baseline' if root else 'service'}.log"
+        with started_service(model_dir, log, SERVICE_ENGINE, **root) as service:
             yield Peer(service.url, served_name(model_dir), (service.pid,))
     elif workload == "text":
         with vllm_server(model_dir, log_dir) as peer:
@@ -267,8 +278,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "when": stamp.isoformat(timespec="seconds"),
         "machine": machine(),
         "settings": {
-            k: v for k, v in vars(args).items() if k not in {"func", "out_dir", "weights_dir"}
+            k: v
+            for k, v in vars(args).items()
+            if k not in {"func", "out_dir", "weights_dir", "baseline_root"}
         },
+        "peer": "the service at the baseline tree" if args.baseline_root else "vLLM",
         "engine": SERVICE_ENGINE,
         "workloads": {},
     }
@@ -278,22 +292,27 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         for pair in range(args.pairs):
             for side in SIDES:
                 progress(f"{workload}: pair {pair + 1}/{args.pairs}, starting {side}")
-                with side_server(side, workload, model_dir, run_dir) as peer:
+                with side_server(side, workload, model_dir, run_dir, args.baseline_root) as peer:
                     if pair == 0:
                         replies[side] = greedy_replies(peer.url, peer.model, reply_chats(workload))
                     pairs[side].append(runner.side(side, workload, peer, pair))
         report["workloads"][workload] = compare_pairs(pairs, replies)
+        write_report(report, out_dir)
     rates = [float(r) for r in args.sweep_rates.split(",") if r]
     if rates:
         report["sweep"] = {}
         for side in SIDES:
-            with side_server(side, "text", model_dir, run_dir) as peer:
+            with side_server(side, "text", model_dir, run_dir, args.baseline_root) as peer:
                 runner.client(peer, "text", f"sweep-{side}-warmup", num_prompts=args.concurrency)
                 report["sweep"][side] = runner.sweep(side, peer, rates)
         plot_sweep(report["sweep"], out_dir / "sweep.png")
+    write_report(report, out_dir)
+    return report
+
+
+def write_report(report: dict[str, Any], out_dir: Path) -> None:
     (out_dir / "peer.json").write_text(json.dumps(report, indent=2) + "\n")
     (out_dir / "README.md").write_text(markdown(report))
-    return report
 
 
 def compare_pairs(
@@ -302,7 +321,9 @@ def compare_pairs(
     result: dict[str, Any] = {
         "same_replies": {
             "compared": len(replies["service"]),
-            "same": sum(map(same_reply, replies["service"], replies["peer"], strict=True)),
+            "same": sum(
+                same_reply(a, b) for a, b in zip(replies["service"], replies["peer"], strict=True)
+            ),
             "service": replies["service"],
             "peer": replies["peer"],
         },
