@@ -248,19 +248,15 @@ class ModelWorker(Worker):
     ) -> AsyncGenerator[ChatEvent, None]:
         """Engine deltas → events, within the deadline; leaving early aborts the engine."""
         events: asyncio.Queue[object] = asyncio.Queue()
-        pump = asyncio.create_task(self._pump(job, prompt, lora_name, events))
+        # The pump, a task of its own, keeps the deadline: one timer for the whole
+        # generation, not one per token here (where the consuming task may change).
+        pump = asyncio.create_task(self._pump(job, prompt, lora_name, events, deadline))
         completion_tokens: dict[int, int] = {}
         # Ended in `finally`, not a `with`: this generator's context may change between events.
         span = telemetry.start_span("stream", n=job.sampling.n)
         try:
             while True:
-                try:
-                    # Not asyncio.wait_for: on 3.11 it drops a cancellation that arrives as
-                    # the item does, and the stream would then outlive its client.
-                    async with asyncio.timeout_at(deadline):
-                        item = await events.get()
-                except TimeoutError as exc:
-                    raise DeadlineExceeded("Request timed out during generation.") from exc
+                item = await events.get()
                 if item is _DONE:
                     break
                 if isinstance(item, BaseException):
@@ -293,22 +289,34 @@ class ModelWorker(Worker):
         prompt: PromptEmbeds,
         lora_name: str | None,
         events: asyncio.Queue[object],
+        deadline: float,
     ) -> None:
         # Request ids may come from clients (X-Request-ID) and repeat; vLLM's must not.
         engine_id = f"{job.request_id}-{uuid.uuid4().hex[:8]}"
         span = telemetry.start_span("engine.prefill", prompt_tokens=prompt.num_tokens)
         first = True
+        timeout = asyncio.timeout_at(deadline)
         try:
-            stream = self._engine.generate(
-                prompt.embeds, job.sampling, engine_id, lora_name=lora_name, priority=job.priority
-            )
-            async for delta in stream:
-                if first:  # prefill ends with the first token; decoding follows
-                    first = False
-                    span.end()
-                    span = telemetry.start_span("engine.decode")
-                events.put_nowait(delta)
+            async with timeout:
+                stream = self._engine.generate(
+                    prompt.embeds,
+                    job.sampling,
+                    engine_id,
+                    lora_name=lora_name,
+                    priority=job.priority,
+                )
+                async for delta in stream:
+                    if first:  # prefill ends with the first token; decoding follows
+                        first = False
+                        span.end()
+                        span = telemetry.start_span("engine.decode")
+                    events.put_nowait(delta)
             events.put_nowait(_DONE)
+        except TimeoutError as exc:
+            if not timeout.expired():
+                events.put_nowait(engine_error(exc, job.request_id))
+            else:  # leaving the engine's stream has aborted the request
+                events.put_nowait(DeadlineExceeded("Request timed out during generation."))
         except asyncio.CancelledError:
             raise
         except ServiceError as exc:

@@ -39,6 +39,8 @@ class Run:
         self.timeout_s = timeout_s
         self.start = time.perf_counter()
         self.last_token: float | None = None
+        # The labelled histogram once per stream, not a label lookup per token.
+        self._inter_token = metrics.inter_token_latency.labels(model=model)
         self.outcome = "aborted"  # until it ends one way or another
         # Ended by close(), not a `with`: the stream outlives the handler's context.
         self.span = telemetry.start_span("stream", model=model)
@@ -75,7 +77,7 @@ class Run:
             self.metrics.time_to_first_token.labels(model=self.model).observe(t - self.start)
             self.ticket.started()
         else:
-            self.metrics.inter_token_latency.labels(model=self.model).observe(t - self.last_token)
+            self._inter_token.observe(t - self.last_token)
         self.last_token = t
 
     def errored(self) -> None:

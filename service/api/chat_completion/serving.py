@@ -229,6 +229,8 @@ async def _stream(started: Started, request: ChatCompletionRequest) -> AsyncGene
             item.setdefault("logprobs", None)
         return sse(json.dumps(body, separators=(",", ":")))
 
+    text_chunk = TextChunk(cid, created, model)
+
     usage: UsageInfo | None = None
     try:
         for i in range(n):
@@ -239,13 +241,13 @@ async def _stream(started: Started, request: ChatCompletionRequest) -> AsyncGene
                 for held in calls.feed(event, _openai_logprobs(event)):
                     yield chunk([held])
             elif isinstance(event, ChatDelta):
-                if event.text or event.logprobs:
+                if event.logprobs:
                     # Tokens held back as a possible stop string still get their logprobs.
-                    logprobs = (
-                        ChoiceLogprobs(content=_openai_logprobs(event)) if event.logprobs else None
-                    )
+                    logprobs = ChoiceLogprobs(content=_openai_logprobs(event))
                     delta = DeltaMessage(content=event.text)
                     yield chunk([stream_choice(event.index, delta, logprobs=logprobs)])
+                elif event.text:
+                    yield text_chunk(event.index, event.text)
                 if event.finish_reason is not None:
                     yield chunk([stream_choice(event.index, DeltaMessage(), event.finish_reason)])
             elif isinstance(event, ChatUsage):
@@ -260,6 +262,22 @@ async def _stream(started: Started, request: ChatCompletionRequest) -> AsyncGene
     finally:
         await run.close()
     yield sse("[DONE]")
+
+
+class TextChunk:
+    """The chunk of a plain text delta, the one a stream sends per token, written without
+    building and dumping the pydantic chunk: the same bytes as `_stream`'s `chunk` gives
+    for it (a unit test holds the two together), at a fraction of the CPU."""
+
+    def __init__(self, cid: str, created: int, model: str) -> None:
+        head = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}
+        self.head = json.dumps(head, separators=(",", ":"))[:-1]
+
+    def __call__(self, index: int, text: str) -> str:
+        return sse(
+            f'{self.head},"choices":[{{"index":{index},"delta":{{"content":{json.dumps(text)}}},'
+            '"finish_reason":null,"logprobs":null}]}'
+        )
 
 
 def _openai_logprobs(event: ChatDelta) -> list[ChatCompletionTokenLogprob]:
