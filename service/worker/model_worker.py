@@ -295,16 +295,12 @@ class ModelWorker(Worker):
         engine_id = f"{job.request_id}-{uuid.uuid4().hex[:8]}"
         span = telemetry.start_span("engine.prefill", prompt_tokens=prompt.num_tokens)
         first = True
+        stream = self._engine.generate(  # an async generator: nothing runs until iterated
+            prompt.embeds, job.sampling, engine_id, lora_name=lora_name, priority=job.priority
+        )
         timeout = asyncio.timeout_at(deadline)
         try:
             async with timeout:
-                stream = self._engine.generate(
-                    prompt.embeds,
-                    job.sampling,
-                    engine_id,
-                    lora_name=lora_name,
-                    priority=job.priority,
-                )
                 async for delta in stream:
                     if first:  # prefill ends with the first token; decoding follows
                         first = False
