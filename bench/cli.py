@@ -51,6 +51,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     ),
     "ceiling": Benchmark("bench.ceiling", "the engine alone against the reference's generate"),
     "peer": Benchmark("bench.peer", "against vLLM's own server and a prompt-embeds peer"),
+    "relay": Benchmark("bench.relay", "tokens/s one gateway relays per core (split mode)"),
     "encoder": Benchmark("bench.encoder", "the ImageBind forward: eager, CUDA graphs, compile"),
     "gpu": Benchmark("", "the checks for a CUDA machine (no vLLM)", checks=GPU_CHECKS),
 }
