@@ -282,7 +282,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             for k, v in vars(args).items()
             if k not in {"func", "out_dir", "weights_dir", "baseline_root"}
         },
-        "peer": "the service at the baseline tree" if args.baseline_root else "vLLM",
+        "peer": "the service from the baseline tree"
+        if args.baseline_root
+        else "vLLM's OpenAI server (text); the same behind the prompt-embeds front (mixed)",
         "engine": SERVICE_ENGINE,
         "workloads": {},
     }
@@ -395,7 +397,8 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"Run {report['when']} on {report['machine']['cpus']} CPUs "
         f"({report['machine']['platform']}); settings: `{json.dumps(report['settings'])}`.",
-        "Medians across alternating pairs, spread (min–max) in brackets; ratio = service / peer.",
+        "Medians across alternating pairs, spread (min–max) in brackets; ratio = service / peer;"
+        f" peer: {report.get('peer', 'vLLM')}.",
         "",
     ]
     for workload, result in report["workloads"].items():
